@@ -24,6 +24,7 @@ export const ERROR_CODES = {
     403,
     'Destination "{destination}" is outside the egress ceiling of tenant "{tenant}".',
   ),
+  GH_ERR_TOKEN_DEST_DENIED: code(403, 'Destination "{destination}" is refused by deny rule {rule} for tenant "{tenant}".'),
   GH_ERR_TOKEN_DEST_INVALID: code(400, 'Destination "{destination}" is not a valid host pattern: {detail}.'),
   GH_ERR_TOKEN_TTL_TOO_LONG: code(400, 'TTL {ttl} is above the policy maximum of {max}.'),
   GH_ERR_TOKEN_TTL_INVALID: code(400, 'TTL "{ttl}" is not a valid duration (for example 10m, 90s, 1h).'),

@@ -17,10 +17,7 @@ const reason = (status: number, summary: string): ReasonInfo => ({ status, summa
 export const REASONS = {
   // --- allow ---
   allowed: reason(200, 'The destination matched the session grant and the tenant ceiling, and no deny rule.'),
-  allowed_report_only: reason(
-    200,
-    'A deny rule or grant check failed, but the tenant or rule is in report mode: the request was let through and audited with enforce_would_deny.',
-  ),
+  // In report mode a would-be deny is let through; its event carries the deny reason with enforce_would_deny: true.
 
   // --- authentication (HTTP 407 on the proxy) ---
   auth_missing: reason(407, 'No Proxy-Authorization credentials were sent.'),

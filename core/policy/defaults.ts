@@ -1,0 +1,44 @@
+/**
+ * Every policy default, in one place. The schema's descriptions quote these values, the compiler applies them,
+ * and `docs/reference/policy.md` lists them; a test checks the docs against this object.
+ */
+export const POLICY_DEFAULTS = Object.freeze({
+  tokens: Object.freeze({
+    /** Longest TTL a token may be issued with. */
+    maxTtl: '15m',
+    /** TTL used when the issuer does not ask for one (capped at maxTtl). */
+    defaultTtl: '10m',
+    /** Allowed clock difference when checking iat/nbf/exp. */
+    clockSkew: '30s',
+  }),
+  egress: Object.freeze({
+    mode: 'enforce' as const,
+    limits: Object.freeze({
+      maxConnections: 10_000,
+      perSession: Object.freeze({
+        maxConnections: 256,
+        newConnectionsPerSecond: 50,
+        burst: 100,
+      }),
+      maxHeaderBytes: 32 * 1024,
+      headerTimeout: '10s',
+      clientIdleTimeout: '60s',
+      tunnelIdleTimeout: '5m',
+      connectTimeout: '10s',
+      endTunnelsAtTokenExpiry: true,
+    }),
+    resolver: Object.freeze({
+      mode: 'dns' as const,
+    }),
+  }),
+});
+
+/** Hard bounds no policy can exceed (a typo such as `max_ttl: 15d` must not mint month-long tokens). */
+export const POLICY_BOUNDS = Object.freeze({
+  maxTtlMs: 24 * 3_600_000,
+  maxClockSkewMs: 5 * 60_000,
+  maxPolicyBytes: 1024 * 1024,
+  maxYamlAliases: 50,
+  minGrantPrefixV4: 8,
+  minGrantPrefixV6: 16,
+});

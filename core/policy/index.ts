@@ -1,0 +1,12 @@
+export * from './compiled-policy.js';
+export { compilePolicy, policyVersion, type CompileResult } from './compile-policy.js';
+export { decide, type Decision, type DecisionInput, type Grant } from './decide.js';
+export { POLICY_BOUNDS, POLICY_DEFAULTS } from './defaults.js';
+export { defaultPolicyText } from './default-policy.js';
+export * from './dest-pattern.js';
+export { checkGrant, indexGrants, type GrantCheck } from './grants.js';
+export { PolicyStore, type ReloadOutcome, type ReloadTrigger } from './policy-store.js';
+export * from './port-set.js';
+export { buildIndex, hostMatches, lookupDest, type RuleIndex } from './rule-index.js';
+export { policySchema } from './schema.js';
+export { formatProblem, type Problem } from './yaml-source.js';
