@@ -131,6 +131,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
     clientIdleTimeoutMs: c.duration(['egress', 'limits', 'client_idle_timeout'], L?.client_idle_timeout, D.egress.limits.clientIdleTimeout),
     tunnelIdleTimeoutMs: c.duration(['egress', 'limits', 'tunnel_idle_timeout'], L?.tunnel_idle_timeout, D.egress.limits.tunnelIdleTimeout),
     connectTimeoutMs: c.duration(['egress', 'limits', 'connect_timeout'], L?.connect_timeout, D.egress.limits.connectTimeout),
+    responseTimeoutMs: c.duration(['egress', 'limits', 'response_timeout'], L?.response_timeout, D.egress.limits.responseTimeout),
     endTunnelsAtTokenExpiry: L?.end_tunnels_at_token_expiry ?? D.egress.limits.endTunnelsAtTokenExpiry,
   };
   const baseSession: SessionLimits = {

@@ -41,6 +41,7 @@ export interface EgressLimits {
   readonly clientIdleTimeoutMs: number;
   readonly tunnelIdleTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
   readonly endTunnelsAtTokenExpiry: boolean;
 }
 

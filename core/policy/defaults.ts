@@ -25,6 +25,7 @@ export const POLICY_DEFAULTS = Object.freeze({
       clientIdleTimeout: '60s',
       tunnelIdleTimeout: '5m',
       connectTimeout: '10s',
+      responseTimeout: '5m',
       endTunnelsAtTokenExpiry: true,
     }),
     resolver: Object.freeze({

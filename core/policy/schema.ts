@@ -77,6 +77,7 @@ const egressLimits = z
     client_idle_timeout: duration(`Idle keep-alive connections from clients are closed after this. Absent: ${D.egress.limits.clientIdleTimeout}.`).optional(),
     tunnel_idle_timeout: duration(`A tunnel or upgraded connection with no bytes either way for this long is closed. Absent: ${D.egress.limits.tunnelIdleTimeout}.`).optional(),
     connect_timeout: duration(`Time to connect to the vetted upstream address. Absent: ${D.egress.limits.connectTimeout}.`).optional(),
+    response_timeout: duration(`Time an upstream has to start its response to a proxied request (model APIs can think for minutes). Absent: ${D.egress.limits.responseTimeout}.`).optional(),
     end_tunnels_at_token_expiry: z
       .boolean()
       .optional()

@@ -1,0 +1,54 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+// RFC 9110 §7.6.1 connection-specific fields, plus the proxy's own: never forwarded in either direction.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/** Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
+function connectionTokens(value: string | string[] | undefined): Set<string> {
+  const tokens = new Set<string>();
+  for (const part of [value ?? ''].flat()) for (const t of part.split(',')) if (t.trim()) tokens.add(t.trim().toLowerCase());
+  return tokens;
+}
+
+/**
+ * Request headers to send upstream, from the raw header list (so repeated fields and their order survive):
+ * hop-by-hop fields and Proxy-Authorization removed, Host set to the target authority. `keepUpgrade` keeps
+ * Connection/Upgrade for a WebSocket handshake.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], connection: string | string[] | undefined, authority: string, keepUpgrade: boolean): string[] {
+  const listed = connectionTokens(connection);
+  // SECURITY: the session token travels in Proxy-Authorization and must never reach the origin.
+  const out: string[] = ['host', authority];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  if (keepUpgrade) out.push('connection', 'upgrade', 'upgrade', String(raw[raw.findIndex((v, i) => i % 2 === 0 && v.toLowerCase() === 'upgrade') + 1] ?? 'websocket'));
+  return out;
+}
+
+/** Response headers to send back to the client: hop-by-hop fields removed. */
+export function downstreamResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const listed = connectionTokens(headers['connection']);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if ((HOP_BY_HOP.has(lower) && lower !== 'host') || listed.has(lower)) continue;
+    out[name] = value;
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+import type { Socket } from 'node:net';
+import type { Agent } from 'undici';
+import type { Reason } from '../core/errors/index.js';
+import type { Logger } from '../core/log/logger.js';
+import type { CompiledPolicy, SessionLimits } from '../core/policy/index.js';
+import type { AdmissionDeps } from './admission.js';
+import { egressEvent, type EgressEventInput } from './egress-events.js';
+import type { EgressMetrics } from './egress-metrics.js';
+import type { SessionTracker } from './session-tracker.js';
+
+/** Where decisions are recorded. The audit log satisfies it. */
+export interface AuditWriter {
+  append(source: 'egress', event: Record<string, unknown>): number;
+}
+
+interface SocketSessions {
+  readonly detach: Map<string, () => void>;
+}
+
+/** State shared by the request, CONNECT and Upgrade handlers of one proxy instance. */
+export class ProxyContext {
+  inflight = 0;
+  shuttingDown = false;
+  private readonly socketSessions = new WeakMap<Socket, SocketSessions>();
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly deps: AdmissionDeps,
+    readonly agent: Agent,
+    readonly audit: AuditWriter,
+    readonly metrics: EgressMetrics,
+    readonly logger: Logger,
+    readonly tracker: SessionTracker,
+  ) {}
+
+  get policy(): CompiledPolicy {
+    return this.deps.policy();
+  }
+
+  /** Record one decision: audit event, metric, debug log. Audit failures are logged, never thrown at the client. */
+  record(input: EgressEventInput, decidedInSeconds: number | null): void {
+    this.metrics.decision(input.kind, input.allow, input.reason, decidedInSeconds);
+    if (input.bytesUp !== undefined || input.bytesDown !== undefined) this.metrics.transferred(input.bytesUp ?? 0, input.bytesDown ?? 0);
+    try {
+      this.audit.append('egress', egressEvent(input));
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, correlation_id: input.correlationId }, 'audit append failed');
+    }
+    if (!input.allow) {
+      this.logger.debug({ reason: input.reason, kind: input.kind, correlation_id: input.correlationId, session: input.facts.claims?.sub }, 'egress denied');
+    }
+  }
+
+  begin(): void {
+    this.inflight++;
+  }
+
+  end(): void {
+    this.inflight--;
+    if (this.inflight === 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves when no request or tunnel is in flight. */
+  drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * Tie a client connection to a session for as long as it stays open (keep-alive included), so revoking the
+   * session closes it. Idempotent per (socket, session).
+   */
+  bindSocket(socket: Socket, session: string, tenant: string, limits: SessionLimits): void {
+    let entry = this.socketSessions.get(socket);
+    if (!entry) {
+      const created: SocketSessions = { detach: new Map() };
+      entry = created;
+      this.socketSessions.set(socket, created);
+      socket.once('close', () => {
+        for (const detach of created.detach.values()) detach();
+        created.detach.clear();
+      });
+    }
+    if (entry.detach.has(session)) return;
+    const detach = this.tracker.attach(session, tenant, limits, {
+      cut: (reason) => {
+        this.metrics.cut(reason);
+        socket.destroy();
+      },
+    });
+    entry.detach.set(session, detach);
+  }
+
+  denyLog(reason: Reason, detail: Record<string, unknown>): void {
+    this.logger.debug({ reason, ...detail }, 'egress refused');
+  }
+}
