@@ -68,6 +68,10 @@ export const REASONS = {
   header_too_large: reason(431, 'The request headers exceed the size limit.'),
   header_timeout: reason(408, 'The request headers did not arrive within the header timeout.'),
 
+  // --- control plane (admin API, policy reloads) ---
+  ttl_too_long: reason(400, 'The requested token lifetime is above the policy maximum.'),
+  policy_invalid: reason(400, 'A policy change was rejected; the last good policy stays in force.'),
+
   // --- upstream ---
   upstream_connect_failed: reason(502, 'The vetted upstream address refused or dropped the connection.'),
   upstream_timeout: reason(504, 'The upstream did not connect or answer within the timeout.'),

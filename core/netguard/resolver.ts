@@ -163,3 +163,15 @@ export function createStaticResolver(hosts: ReadonlyMap<string, readonly string[
     },
   };
 }
+
+export interface ResolverSettings {
+  readonly mode: 'dns' | 'system';
+  readonly servers: readonly string[];
+  readonly hosts: ReadonlyMap<string, readonly string[]>;
+}
+
+/** The resolver a policy's `egress.resolver` section describes: fixed hosts first, then DNS or the OS. */
+export function createResolverFromSettings(settings: ResolverSettings): HostResolver {
+  const fallback = settings.mode === 'system' ? createSystemResolver() : createDnsResolver({ servers: settings.servers });
+  return settings.hosts.size > 0 ? createStaticResolver(settings.hosts, fallback) : fallback;
+}

@@ -1,0 +1,199 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import { adminAuthFailureEvent, controlEvent, type ControlEventInput } from '../core/audit/control-events.js';
+import { GatehouseError, isGatehouseError, toWireError, type Reason } from '../core/errors/index.js';
+import type { Logger } from '../core/log/logger.js';
+import type { PolicyStore } from '../core/policy/index.js';
+import { issueEgressToken, type Keystore, type RevocationList } from '../core/tokens/index.js';
+import { createSessionRoutesSchemas } from './admin-schemas.js';
+import type { SessionRegistry } from './session-registry.js';
+
+export interface LiveSession {
+  readonly session: string;
+  readonly tenant: string;
+  readonly active: number;
+  readonly opened: number;
+}
+
+export interface AdminAuditWriter {
+  append(source: 'control', event: Record<string, unknown>): number;
+}
+
+export interface AdminApiOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly adminToken: string;
+  readonly policy: PolicyStore;
+  readonly keys: Keystore;
+  readonly revocations: RevocationList;
+  readonly sessions: SessionRegistry;
+  readonly issuer: string;
+  readonly registry: Registry;
+  readonly audit: AdminAuditWriter;
+  readonly logger: Logger;
+  /** Live data-plane sessions (from the egress proxy). */
+  readonly liveSessions: () => readonly LiveSession[];
+}
+
+export interface AdminApi {
+  start(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+const CODE_REASONS: Readonly<Record<string, Reason>> = {
+  GH_ERR_TOKEN_DEST_OUTSIDE_CEILING: 'dest_not_allowed',
+  GH_ERR_TOKEN_DEST_DENIED: 'dest_denied',
+  GH_ERR_TOKEN_TENANT_UNKNOWN: 'tenant_unknown',
+  GH_ERR_TOKEN_SESSION_REVOKED: 'session_revoked',
+  GH_ERR_TOKEN_TTL_TOO_LONG: 'ttl_too_long',
+  GH_ERR_POLICY_INVALID: 'policy_invalid',
+};
+const reasonFor = (err: unknown): Reason => (isGatehouseError(err) ? (CODE_REASONS[err.code] ?? 'malformed_request') : 'malformed_request');
+
+/**
+ * The admin API: session issuing and revocation, policy reload, key rotation, JWKS, metrics and health.
+ * Everything under /v1 needs the admin token; every /v1 call is audited (source `control`).
+ */
+export function createAdminApi(options: AdminApiOptions): AdminApi {
+  const expected = digest(options.adminToken);
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+    genReqId: () => randomUUID(),
+    // Unknown keys are errors, not silently dropped (Fastify's default strips them).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+  });
+  const schemas = createSessionRoutesSchemas();
+
+  const audit = (req: FastifyRequest, input: Omit<ControlEventInput, 'correlationId' | 'policyVersion' | 'time' | 'actor'>): void => {
+    try {
+      options.audit.append(
+        'control',
+        controlEvent({ ...input, correlationId: req.id, policyVersion: options.policy.current.version, time: Date.now(), actor: { kind: 'admin', ...(req.socket.remoteAddress ? { ip: req.socket.remoteAddress } : {}), ...(req.socket.remotePort ? { port: req.socket.remotePort } : {}) } }),
+      );
+    } catch (err) {
+      options.logger.error({ err: (err as Error).message }, 'audit append failed');
+    }
+  };
+
+  app.setErrorHandler((err: Error & { validation?: unknown[]; statusCode?: number }, req, reply) => {
+    let wireErr: unknown = err;
+    if (err.validation) wireErr = new GatehouseError('GH_ERR_ADMIN_BAD_REQUEST', { detail: err.message.slice(0, 300) });
+    else if (!isGatehouseError(err) && err.statusCode && err.statusCode < 500) wireErr = new GatehouseError('GH_ERR_ADMIN_BAD_REQUEST', { detail: 'the request body is not valid JSON or is too large' });
+    const { status, body } = toWireError(wireErr, req.id);
+    if (status >= 500) options.logger.error({ err: err.message, correlation_id: req.id }, 'admin API error');
+    void reply.code(status).header('x-gatehouse-correlation-id', req.id).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const { status, body } = toWireError(new GatehouseError('GH_ERR_ADMIN_NOT_FOUND'), req.id);
+    void reply.code(status).send(body);
+  });
+
+  const requireAdmin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const header = req.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+    // SECURITY: compare fixed-length digests in constant time.
+    if (token && timingSafeEqual(digest(token), expected)) return;
+    try {
+      options.audit.append(
+        'control',
+        adminAuthFailureEvent({ correlationId: req.id, policyVersion: options.policy.current.version, time: Date.now(), reason: header ? 'auth_invalid' : 'auth_missing', ...(req.socket.remoteAddress ? { ip: req.socket.remoteAddress } : {}) }),
+      );
+    } catch {
+      // audit failures are logged by the writer
+    }
+    const { status, body } = toWireError(new GatehouseError('GH_ERR_ADMIN_UNAUTHORIZED'), req.id);
+    await reply.code(status).header('www-authenticate', 'Bearer realm="gatehouse-admin"').send(body);
+  };
+
+  app.get('/healthz', async () => ({ status: 'ok', policy_version: options.policy.current.version }));
+  app.get('/metrics', async (_req, reply) => reply.type(options.registry.contentType).send(await options.registry.metrics()));
+  app.get('/.well-known/jwks.json', async () => options.keys.jwks());
+
+  app.register(async (v1) => {
+    v1.addHook('onRequest', requireAdmin);
+
+    v1.post('/v1/sessions', { schema: schemas.createSession }, async (req, reply) => {
+      const body = req.body as { tenant: string; session?: string; egress: string[]; ttl?: string };
+      try {
+        const issued = await issueEgressToken(
+          { policy: options.policy.current, keys: options.keys, isRevoked: (s) => options.revocations.isRevoked(s), issuer: options.issuer },
+          { tenant: body.tenant, destinations: body.egress, ...(body.session ? { session: body.session } : {}), ...(body.ttl ? { ttl: body.ttl } : {}) },
+        );
+        await options.sessions.record({ session: issued.session, tenant: issued.tenant, egress: issued.egress, expires_at: new Date(issued.expiresAt).toISOString(), jti: issued.jti });
+        audit(req, { operation: 'CreateSession', activity: 1, outcome: { allow: true, reason: 'allowed' }, status: 201, tenant: issued.tenant, details: { session: issued.session, jti: issued.jti, egress: issued.egress } });
+        return reply.code(201).send({
+          session: issued.session,
+          tenant: issued.tenant,
+          expires_at: new Date(issued.expiresAt).toISOString(),
+          egress: issued.egress,
+          tokens: { egress: issued.token },
+          warnings: issued.warnings,
+        });
+      } catch (err) {
+        audit(req, { operation: 'CreateSession', activity: 1, outcome: { allow: false, reason: reasonFor(err) }, status: isGatehouseError(err) ? err.status : 500, tenant: body.tenant, details: { ...(isGatehouseError(err) ? { code: err.code } : {}) } });
+        throw err;
+      }
+    });
+
+    v1.get('/v1/sessions', async (req) => {
+      const live = new Map(options.liveSessions().map((s) => [s.session, s]));
+      const known = options.sessions.list();
+      const ids = new Set([...known.map((s) => s.session), ...live.keys()]);
+      const sessions = [...ids].map((id) => {
+        const record = options.sessions.get(id);
+        const l = live.get(id);
+        return {
+          session: id,
+          tenant: record?.tenant ?? l?.tenant,
+          egress: record?.egress ?? [],
+          created_at: record?.created_at ?? null,
+          expires_at: record?.expires_at ?? null,
+          revoked: options.revocations.isRevoked(id),
+          active_connections: l?.active ?? 0,
+          connections_opened: l?.opened ?? 0,
+        };
+      });
+      audit(req, { operation: 'ListSessions', activity: 2, outcome: { allow: true, reason: 'allowed' }, status: 200 });
+      return { sessions, revoked: options.revocations.list() };
+    });
+
+    v1.post('/v1/sessions/:id/revoke', { schema: schemas.revokeSession }, async (req) => {
+      const { id } = req.params as { id: string };
+      const body = (req.body ?? {}) as { reason?: string };
+      const record = await options.revocations.revoke(id, body.reason);
+      audit(req, { operation: 'RevokeSession', activity: 3, outcome: { allow: true, reason: 'allowed' }, status: 200, details: { session: id } });
+      return { session: record.session, revoked_at: record.revoked_at };
+    });
+
+    v1.post('/v1/policy/reload', async (_req, reply) => {
+      const outcome = await options.policy.reload('api');
+      // The reload itself is audited by whoever listens to the store (one event per reload).
+      if (outcome.status === 'rejected') {
+        return reply.code(422).send({ status: 'rejected', current: outcome.current, attempted: outcome.attempted, problems: outcome.problems });
+      }
+      return outcome;
+    });
+
+    v1.post('/v1/keys/rotate', async (req) => {
+      const rotated = await options.keys.rotate();
+      audit(req, { operation: 'RotateSigningKey', activity: 3, outcome: { allow: true, reason: 'allowed' }, status: 200, details: rotated });
+      return rotated;
+    });
+  });
+
+  return {
+    async start() {
+      await app.listen({ host: options.host, port: options.port });
+      return app.server.address() as AddressInfo;
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { isGatehouseError } from '../core/errors/index.js';
+import { formatProblem, type Problem } from '../core/policy/index.js';
+import { auditVerify } from './audit-command.js';
+import { runUp } from './run-up.js';
+import { runtimeConfig } from './runtime-config.js';
+import { keysRotate, tokenIssue, tokenRevoke } from './token-command.js';
+import { USAGE } from './usage.js';
+
+const out = (s: string): void => void process.stdout.write(`${s}\n`);
+const err = (s: string): void => void process.stderr.write(`${s}\n`);
+
+const COMMON = {
+  state: { type: 'string' },
+  policy: { type: 'string' },
+  'egress-listen': { type: 'string' },
+  'admin-listen': { type: 'string' },
+  'admin-url': { type: 'string' },
+  'log-level': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  issuer: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const OPTIONS = {
+  up: COMMON,
+  'token issue': { ...COMMON, tenant: { type: 'string' }, session: { type: 'string' }, allow: { type: 'string', multiple: true }, ttl: { type: 'string' } },
+  'token revoke': { ...COMMON, session: { type: 'string' }, reason: { type: 'string' } },
+  'keys rotate': COMMON,
+  'audit verify': COMMON,
+} as const;
+
+type Command = keyof typeof OPTIONS;
+
+function commandOf(argv: readonly string[]): { command: Command | null; rest: string[] } {
+  const [a, b, ...more] = argv;
+  if (a && b && `${a} ${b}` in OPTIONS) return { command: `${a} ${b}` as Command, rest: more };
+  if (a && a in OPTIONS) return { command: a as Command, rest: argv.slice(1) };
+  return { command: null, rest: [] };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
+    out(USAGE);
+    return 0;
+  }
+  if (argv[0] === 'version' || argv[0] === '--version') {
+    out('gatehouse 0.1.0');
+    return 0;
+  }
+  const { command, rest } = commandOf(argv);
+  if (!command) {
+    err(`gatehouse: unknown command "${argv.slice(0, 2).join(' ')}"\n\n${USAGE}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: OPTIONS[command], allowPositionals: command === 'audit verify', strict: true });
+  } catch (e) {
+    err(`gatehouse ${command}: ${(e as Error).message}\nRun "gatehouse --help" for usage.`);
+    return 2;
+  }
+  const flags = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  if (flags['help']) {
+    out(USAGE);
+    return 0;
+  }
+  const config = runtimeConfig(flags as Record<string, string | boolean | undefined>);
+  switch (command) {
+    case 'up':
+      return runUp(config, out, err);
+    case 'token issue':
+      return tokenIssue(flags, config, out, err);
+    case 'token revoke':
+      return tokenRevoke(flags, config, out);
+    case 'keys rotate':
+      return keysRotate(flags, config, out);
+    case 'audit verify':
+      return auditVerify(parsed.positionals[0], flags['json'] === true, config, out);
+  }
+}
+
+function report(e: unknown): number {
+  if (isGatehouseError(e)) {
+    if (e.code === 'GH_ERR_USAGE') {
+      err(`gatehouse: ${e.message}\nRun "gatehouse --help" for usage.`);
+      return 2;
+    }
+    err(`gatehouse: ${e.code}: ${e.message}`);
+    for (const d of e.details) err(`  ${typeof d === 'object' && d !== null && 'line' in d ? formatProblem(d as Problem) : JSON.stringify(d)}`);
+    return 1;
+  }
+  err(`gatehouse: unexpected error: ${(e as Error).message}`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = report(e);
+  },
+);

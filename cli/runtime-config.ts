@@ -1,0 +1,88 @@
+import { resolve } from 'node:path';
+import { GatehouseError } from '../core/errors/index.js';
+import { parseAuthority } from '../core/netguard/index.js';
+import { parseDuration } from '../core/util/duration.js';
+
+/**
+ * Runtime settings (where to listen, where state lives), as opposed to policy. Precedence: command-line flag,
+ * then environment variable, then the default here. This is the only place that reads GATEHOUSE_* variables.
+ */
+export const RUNTIME_DEFAULTS = Object.freeze({
+  state: './.gatehouse',
+  egressListen: '127.0.0.1:3128',
+  adminListen: '127.0.0.1:8181',
+  logLevel: 'info',
+  drainTimeout: '10s',
+  issuer: 'gatehouse',
+});
+
+export const ENVIRONMENT = Object.freeze({
+  state: 'GATEHOUSE_STATE',
+  policy: 'GATEHOUSE_POLICY',
+  egressListen: 'GATEHOUSE_EGRESS_LISTEN',
+  adminListen: 'GATEHOUSE_ADMIN_LISTEN',
+  logLevel: 'GATEHOUSE_LOG_LEVEL',
+  drainTimeout: 'GATEHOUSE_DRAIN_TIMEOUT',
+  issuer: 'GATEHOUSE_ISSUER',
+  adminUrl: 'GATEHOUSE_ADMIN_URL',
+  adminToken: 'GATEHOUSE_ADMIN_TOKEN',
+});
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RuntimeConfig {
+  readonly stateDir: string;
+  /** Null: use (and on first run create) the default policy in the state directory. */
+  readonly policyFile: string | null;
+  readonly egress: Listen;
+  readonly admin: Listen;
+  readonly logLevel: string;
+  readonly drainTimeoutMs: number;
+  readonly issuer: string;
+}
+
+type Flags = Readonly<Record<string, string | boolean | undefined>>;
+
+const pick = (flags: Flags, flag: string, env: string, fallback: string): string => {
+  const fromFlag = flags[flag];
+  if (typeof fromFlag === 'string') return fromFlag;
+  const fromEnv = process.env[env];
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : fallback;
+};
+
+function parseListen(text: string, what: string): Listen {
+  const parsed = parseAuthority(text, null);
+  if (!parsed || parsed.host.kind !== 'ip') throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `${what} must be IP:PORT (for example 127.0.0.1:3128), got "${text}"` });
+  return { host: parsed.host.host, port: parsed.port };
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export function runtimeConfig(flags: Flags): RuntimeConfig {
+  const state = resolve(pick(flags, 'state', ENVIRONMENT.state, RUNTIME_DEFAULTS.state));
+  const policy = pick(flags, 'policy', ENVIRONMENT.policy, '');
+  const logLevel = pick(flags, 'log-level', ENVIRONMENT.logLevel, RUNTIME_DEFAULTS.logLevel);
+  if (!LOG_LEVELS.has(logLevel)) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `log level must be one of ${[...LOG_LEVELS].join(', ')}` });
+  const drainText = pick(flags, 'drain-timeout', ENVIRONMENT.drainTimeout, RUNTIME_DEFAULTS.drainTimeout);
+  const drain = parseDuration(drainText);
+  if (drain === null) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `drain timeout must be a duration such as 10s, got "${drainText}"` });
+  return {
+    stateDir: state,
+    policyFile: policy === '' ? null : resolve(policy),
+    egress: parseListen(pick(flags, 'egress-listen', ENVIRONMENT.egressListen, RUNTIME_DEFAULTS.egressListen), 'egress listen address'),
+    admin: parseListen(pick(flags, 'admin-listen', ENVIRONMENT.adminListen, RUNTIME_DEFAULTS.adminListen), 'admin listen address'),
+    logLevel,
+    drainTimeoutMs: drain,
+    issuer: pick(flags, 'issuer', ENVIRONMENT.issuer, RUNTIME_DEFAULTS.issuer),
+  };
+}
+
+/** The admin API URL and token for commands that call a running Gatehouse. */
+export function adminTarget(flags: Flags, config: RuntimeConfig): { url: string; tokenFromEnv: string | null } {
+  const url = pick(flags, 'admin-url', ENVIRONMENT.adminUrl, `http://${config.admin.host.includes(':') ? `[${config.admin.host}]` : config.admin.host}:${config.admin.port}`);
+  const token = process.env[ENVIRONMENT.adminToken];
+  return { url: url.replace(/\/+$/, ''), tokenFromEnv: token !== undefined && token !== '' ? token : null };
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createAdminApi, SessionRegistry } from '../admin/index.js';
+import { AuditLog } from '../core/audit/audit-log.js';
+import { controlEvent } from '../core/audit/control-events.js';
+import { validateEvent } from '../core/audit/event-schema.js';
+import { GatehouseError } from '../core/errors/index.js';
+import { createLogger, type Logger } from '../core/log/logger.js';
+import { createMetricsRegistry } from '../core/metrics/registry.js';
+import { createNetguard, createResolverFromSettings } from '../core/netguard/index.js';
+import { defaultPolicyText, formatProblem, POLICY_BOUNDS, PolicyStore } from '../core/policy/index.js';
+import { loadOrCreateAdminToken } from '../core/state/admin-token.js';
+import { ensureStateDir, readFileIfExists } from '../core/state/files.js';
+import { Keystore, RevocationList } from '../core/tokens/index.js';
+import { createEgressProxy } from '../egress/index.js';
+import { banner } from './banner.js';
+import { schemaUrl } from './package-paths.js';
+import type { RuntimeConfig } from './runtime-config.js';
+
+export interface RunningGatehouse {
+  readonly egress: { host: string; port: number };
+  readonly admin: { host: string; port: number };
+  readonly policyFile: string;
+  policyVersion(): string;
+  stop(): Promise<void>;
+}
+
+/** Ensure there is a policy to load: the given file, or the default one in the state directory (written once). */
+async function policyPath(config: RuntimeConfig): Promise<string> {
+  if (config.policyFile) return config.policyFile;
+  const file = join(config.stateDir, 'policy.yaml');
+  if ((await readFileIfExists(file)) === null) await writeFile(file, defaultPolicyText(schemaUrl()), { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+  return file;
+}
+
+function watchPolicy(store: PolicyStore, audit: AuditLog, logger: Logger, onApplied: () => void): void {
+  store.on('applied', (outcome, trigger) => {
+    onApplied();
+    logger.info({ previous: outcome.previous, current: outcome.current, trigger }, 'policy reloaded');
+    for (const w of outcome.warnings) logger.warn({ problem: formatProblem(w) }, 'policy warning');
+    audit.append('control', controlEvent({ operation: 'ReloadPolicy', activity: 3, correlationId: randomUUID(), policyVersion: outcome.current, time: Date.now(), actor: { kind: 'system', name: `policy-${trigger}` }, outcome: { allow: true, reason: 'allowed' }, details: { previous_version: outcome.previous, new_version: outcome.current } }));
+  });
+  store.on('rejected', (outcome, trigger) => {
+    logger.warn({ current: outcome.current, attempted: outcome.attempted, trigger, problems: outcome.problems.map(formatProblem) }, 'policy change rejected; the last good policy stays in force');
+    audit.append('control', controlEvent({ operation: 'ReloadPolicy', activity: 3, correlationId: randomUUID(), policyVersion: outcome.current, time: Date.now(), actor: { kind: 'system', name: `policy-${trigger}` }, outcome: { allow: false, reason: 'policy_invalid' }, details: { previous_version: outcome.current, attempted_version: outcome.attempted, problems: outcome.problems.map(formatProblem) } }));
+  });
+  store.watch();
+}
+
+/**
+ * `gatehouse up`: every component in one process, on the state directory. Resolves once everything listens.
+ * Throws GatehouseError for configuration problems (the caller prints them and exits non-zero).
+ */
+export async function up(config: RuntimeConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningGatehouse> {
+  await ensureStateDir(config.stateDir);
+  const policyFile = await policyPath(config);
+  const store = await PolicyStore.load(policyFile);
+  const keys = await Keystore.open(config.stateDir, { retainRetiredMs: POLICY_BOUNDS.maxTtlMs + POLICY_BOUNDS.maxClockSkewMs });
+  const adminToken = await loadOrCreateAdminToken(config.stateDir);
+  const revocations = await RevocationList.open(config.stateDir);
+  const sessions = await SessionRegistry.open(config.stateDir);
+  const audit = await AuditLog.open({
+    dir: join(config.stateDir, 'audit'),
+    validate: validateEvent,
+    onError: (err) => logger.error({ err: err.message }, 'audit log write failed; events kept in memory and retried'),
+  });
+  const registry = createMetricsRegistry();
+  const netguard = createNetguard({ resolver: createResolverFromSettings(store.current.egress.resolver) });
+
+  const proxy = createEgressProxy({
+    host: config.egress.host,
+    port: config.egress.port,
+    policy: () => store.current,
+    keys,
+    issuer: config.issuer,
+    isRevoked: (s) => revocations.isRevoked(s),
+    netguard,
+    audit,
+    registry,
+    logger: logger.child({ component: 'egress' }),
+  });
+  const admin = createAdminApi({
+    host: config.admin.host,
+    port: config.admin.port,
+    adminToken,
+    policy: store,
+    keys,
+    revocations,
+    sessions,
+    issuer: config.issuer,
+    registry,
+    audit,
+    logger: logger.child({ component: 'admin' }),
+    liveSessions: () => proxy.sessions(),
+  });
+  revocations.on('revoked', (session) => {
+    const cut = proxy.cutSession(session);
+    logger.info({ session, connections_cut: cut }, 'session revoked');
+  });
+  watchPolicy(store, audit, logger, () => {
+    proxy.applyPolicy();
+    netguard.setResolver(createResolverFromSettings(store.current.egress.resolver));
+  });
+
+  let egressAddress;
+  let adminAddress;
+  try {
+    egressAddress = await proxy.start();
+    adminAddress = await admin.start();
+  } catch (err) {
+    store.close();
+    await proxy.close(0).catch(() => undefined);
+    await audit.close();
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    throw new GatehouseError('GH_ERR_LISTEN', { address: `${e.address ?? '?'}:${e.port ?? '?'}`, detail: e.code ?? 'error' }, { cause: err });
+  }
+  netguard.self.add(adminAddress.address, adminAddress.port);
+  const pruner = setInterval(() => void revocations.prune(POLICY_BOUNDS.maxTtlMs + POLICY_BOUNDS.maxClockSkewMs), 3_600_000).unref();
+  for (const w of store.current.warnings) logger.warn({ problem: formatProblem(w) }, 'policy warning');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    egress: { host: egressAddress.address, port: egressAddress.port },
+    admin: { host: adminAddress.address, port: adminAddress.port },
+    policyFile,
+    policyVersion: () => store.current.version,
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(pruner);
+        store.close();
+        await admin.close();
+        await proxy.close(config.drainTimeoutMs);
+        await audit.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+export { banner };
