@@ -12,6 +12,9 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'host',
+  // Expect: 100-continue is answered by Gatehouse's own server to the client (RFC 9110 §10.1.1); the body is
+  // then relayed as it arrives, so the upstream never needs to see the expectation.
+  'expect',
 ]);
 
 /** Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
