@@ -53,9 +53,12 @@ const sessionLimits = z
     max_connections: positiveInt(
       `Concurrent connections (requests in flight plus open tunnels) one session may hold. Absent: ${D.egress.limits.perSession.maxConnections}.`,
     ).optional(),
-    new_connections_per_second: positiveInt(
-      `New connections per second one session may open (token bucket). Absent: ${D.egress.limits.perSession.newConnectionsPerSecond}.`,
-    ).optional(),
+    new_connections_per_second: z
+      .number()
+      .positive()
+      .max(1_000_000)
+      .optional()
+      .describe(`New connections per second one session may open, refilling a token bucket of size burst; fractions allowed (0.5 = one every 2 s). Absent: ${D.egress.limits.perSession.newConnectionsPerSecond}.`),
     burst: positiveInt(`Bucket size for new_connections_per_second. Absent: ${D.egress.limits.perSession.burst}.`).optional(),
   })
   .describe('Per-session limits. Absent: the defaults listed on each key.');

@@ -9,6 +9,7 @@ import { checkGrant, PolicyStore } from '../../core/policy/index.js';
 import { AUDIENCE, DEFAULT_ISSUER, issueSessionToken, Keystore, RevocationList } from '../../core/tokens/index.js';
 import { createEgressProxy, type EgressProxy } from '../../egress/index.js';
 import type { Registry } from 'prom-client';
+import { EventEmitter } from 'node:events';
 
 export interface EgressHarness {
   readonly dir: string;
@@ -20,6 +21,11 @@ export interface EgressHarness {
   readonly audit: AuditLog;
   readonly netguard: Netguard;
   readonly registry: Registry;
+  /**
+   * Resolves with the first audit event (already written, or written later) that satisfies `match`; rejects
+   * after `timeoutMs`. Event-driven: the proxy's audit writer announces each event as it appends it.
+   */
+  waitForEvent(match: (event: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Issue an egress token (checked against the ceiling, like the CLI). */
   token(grants: string[], options?: { tenant?: string; session?: string; ttlMs?: number; now?: number }): Promise<string>;
   /** The proxy URL with a token as the password, as a sandbox would set HTTPS_PROXY. */
@@ -39,6 +45,16 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
   const audit = await AuditLog.open({ dir: join(dir, 'audit'), flushIntervalMs: 10 });
   const netguard = createNetguard({ resolver: createStaticResolver(new Map(Object.entries(hosts))) });
   const registry = createMetricsRegistry({ processMetrics: false });
+  const appended = new EventEmitter<{ event: [Record<string, unknown>] }>();
+  const written: Record<string, unknown>[] = [];
+  const writer = {
+    append(source: 'egress', event: Record<string, unknown>): number {
+      const seq = audit.append(source, event);
+      written.push(event);
+      appended.emit('event', event);
+      return seq;
+    },
+  };
   const proxy = createEgressProxy({
     host: '127.0.0.1',
     port: 0,
@@ -47,7 +63,7 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
     issuer: DEFAULT_ISSUER,
     isRevoked: (s) => revocations.isRevoked(s),
     netguard,
-    audit,
+    audit: writer,
     registry,
     logger: silentLogger(),
   });
@@ -64,6 +80,23 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
     audit,
     netguard,
     registry,
+    waitForEvent(match, timeoutMs = 5000) {
+      const already = written.find(match);
+      if (already) return Promise.resolve(already);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          appended.off('event', listener);
+          reject(new Error(`no matching audit event within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const listener = (event: Record<string, unknown>): void => {
+          if (!match(event)) return;
+          clearTimeout(timer);
+          appended.off('event', listener);
+          resolve(event);
+        };
+        appended.on('event', listener);
+      });
+    },
     async token(grants, options = {}) {
       const tenant = options.tenant ?? 'acme';
       const { egress } = checkGrant(store.current, tenant, grants);
