@@ -54,8 +54,9 @@ const pick = (flags: Flags, flag: string, env: string, fallback: string): string
 };
 
 function parseListen(text: string, what: string): Listen {
-  const parsed = parseAuthority(text, null);
-  if (!parsed || parsed.host.kind !== 'ip') throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `${what} must be IP:PORT (for example 127.0.0.1:3128), got "${text}"` });
+  // Port 0 asks the OS for a free port (the banner prints the one chosen).
+  const parsed = text.endsWith(':0') ? { ...parseAuthority(`${text.slice(0, -2)}:1`, null), port: 0 } : parseAuthority(text, null);
+  if (!parsed?.host || parsed.host.kind !== 'ip') throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `${what} must be IP:PORT (for example 127.0.0.1:3128), got "${text}"` });
   return { host: parsed.host.host, port: parsed.port };
 }
 

@@ -316,6 +316,56 @@ describe('egress proxy: half-closed client', () => {
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello GET /half');
   });
+  it('debug half', async () => {
+    const at = `origin.test:${origin.port}`;
+    const token = await h.token([at]);
+    await exchange(h.port, `GET http://${at}/half2 HTTP/1.1\r\nHost: ${at}\r\n${basic(token)}\r\n`, { end: true }).catch(() => undefined);
+    await new Promise(r => setTimeout(r, 300)); console.log('DEBUG half', origin.seen.map(x => x.url), h.proxy.sessions(), await auditText(h).catch(e => String(e)));
+    let guard: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      h.proxy.close(500).then(() => 'closed' as const),
+      new Promise<'hung'>((resolve) => (guard = setTimeout(() => resolve('hung'), 3000))),
+    ]);
+    clearTimeout(guard);
+    console.log('DEBUG half close', outcome);
+  });
+});
+
+describe('egress proxy: client gone while its request is decided', () => {
+  let h: EgressHarness;
+  let origin: Origin;
+
+  beforeAll(async () => {
+    origin = await startOrigin();
+    h = await startEgressHarness(policy(), HOSTS);
+  });
+
+  afterAll(async () => {
+    await origin?.close();
+    await h?.close();
+  });
+
+  it('finishes the abandoned exchange, so the proxy still drains and closes', async () => {
+    const at = `origin.test:${origin.port}`;
+    const token = await h.token([at]);
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: h.port });
+      socket.setTimeout(GUARD_MS, () => reject(new Error('socket did not close')));
+      socket.on('error', () => undefined);
+      // A complete request head, then gone before the (asynchronous) decision is made.
+      socket.on('connect', () => socket.end(`GET http://${at}/gone HTTP/1.1\r\n${basic(token)}\r\n`, () => socket.destroy()));
+      socket.on('close', () => resolve());
+    });
+    await new Promise(r => setTimeout(r, 300)); console.log('DEBUG gone', origin.seen.map(x => x.url), h.proxy.sessions(), await auditText(h).catch(e => String(e)));
+    // close(drainMs) waits at most drainMs for in-flight work, then cuts what is left: it must resolve.
+    let guard: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      h.proxy.close(500).then(() => 'closed' as const),
+      new Promise<'hung'>((resolve) => (guard = setTimeout(() => resolve('hung'), GUARD_MS))),
+    ]);
+    clearTimeout(guard);
+    expect(outcome).toBe('closed');
+  });
 });
 
 describe('egress proxy: slow request head', () => {
