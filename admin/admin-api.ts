@@ -81,18 +81,30 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     }
   };
 
+  // Every response carries its correlation id, so a refusal can be matched to its audit event and log line.
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('x-gatehouse-correlation-id', req.id);
+  });
+
   app.setErrorHandler((err: Error & { validation?: unknown[]; statusCode?: number }, req, reply) => {
     let wireErr: unknown = err;
     if (err.validation) wireErr = new GatehouseError('GH_ERR_ADMIN_BAD_REQUEST', { detail: err.message.slice(0, 300) });
     else if (!isGatehouseError(err) && err.statusCode && err.statusCode < 500) wireErr = new GatehouseError('GH_ERR_ADMIN_BAD_REQUEST', { detail: 'the request body is not valid JSON or is too large' });
     const { status, body } = toWireError(wireErr, req.id);
     if (status >= 500) options.logger.error({ err: err.message, correlation_id: req.id }, 'admin API error');
-    void reply.code(status).header('x-gatehouse-correlation-id', req.id).send(body);
+    // Requests refused before a route ran (bad JSON, unknown keys) are decisions too.
+    if (req.url.startsWith('/v1/') && (err.validation || (err.statusCode !== undefined && err.statusCode < 500 && !isGatehouseError(err)))) {
+      audit(req, { operation: operationOf(req), activity: activityOf(req.method), outcome: { allow: false, reason: 'malformed_request' }, status });
+    }
+    void reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
     const { status, body } = toWireError(new GatehouseError('GH_ERR_ADMIN_NOT_FOUND'), req.id);
     void reply.code(status).send(body);
   });
+
+  const operationOf = (req: FastifyRequest): string => `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
+  const activityOf = (method: string): 1 | 2 | 3 | 4 => (method === 'GET' ? 2 : method === 'DELETE' ? 4 : method === 'POST' ? 1 : 3);
 
   const requireAdmin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = req.headers.authorization;
@@ -167,7 +179,8 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       const { id } = req.params as { id: string };
       const body = (req.body ?? {}) as { reason?: string };
       const record = await options.revocations.revoke(id, body.reason);
-      audit(req, { operation: 'RevokeSession', activity: 3, outcome: { allow: true, reason: 'allowed' }, status: 200, details: { session: id } });
+      // The reason is the administrator's own words, kept (bounded by the schema) so the trail says why.
+      audit(req, { operation: 'RevokeSession', activity: 3, outcome: { allow: true, reason: 'allowed' }, status: 200, details: { session: id, ...(record.reason ? { reason: record.reason } : {}) } });
       return { session: record.session, revoked_at: record.revoked_at };
     });
 

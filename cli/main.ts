@@ -11,25 +11,33 @@ import { USAGE } from './usage.js';
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const err = (s: string): void => void process.stderr.write(`${s}\n`);
 
-const COMMON = {
-  state: { type: 'string' },
-  policy: { type: 'string' },
-  'egress-listen': { type: 'string' },
-  'admin-listen': { type: 'string' },
-  'admin-url': { type: 'string' },
-  'log-level': { type: 'string' },
-  'drain-timeout': { type: 'string' },
-  issuer: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+// Each command accepts only the flags that mean something to it: a mistyped or misplaced flag is an error.
+const STATE = { state: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+const ADMIN = { 'admin-url': { type: 'string' }, 'admin-listen': { type: 'string' } } as const;
 
 const OPTIONS = {
-  up: COMMON,
-  'token issue': { ...COMMON, tenant: { type: 'string' }, session: { type: 'string' }, allow: { type: 'string', multiple: true }, ttl: { type: 'string' } },
-  'token revoke': { ...COMMON, session: { type: 'string' }, reason: { type: 'string' } },
-  'keys rotate': COMMON,
-  'audit verify': COMMON,
+  up: {
+    ...STATE,
+    policy: { type: 'string' },
+    'egress-listen': { type: 'string' },
+    'admin-listen': { type: 'string' },
+    'log-level': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    issuer: { type: 'string' },
+  },
+  'token issue': {
+    ...STATE,
+    policy: { type: 'string' },
+    issuer: { type: 'string' },
+    tenant: { type: 'string' },
+    session: { type: 'string' },
+    allow: { type: 'string', multiple: true },
+    ttl: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  'token revoke': { ...STATE, ...ADMIN, session: { type: 'string' }, reason: { type: 'string' } },
+  'keys rotate': { ...STATE, ...ADMIN },
+  'audit verify': { ...STATE, json: { type: 'boolean' } },
 } as const;
 
 type Command = keyof typeof OPTIONS;

@@ -33,5 +33,7 @@ export async function runUp(config: RuntimeConfig, out: (s: string) => void, err
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // SIGHUP: re-read the policy now (the file is also watched; this is for filesystems that do not notify).
+    process.on('SIGHUP', () => void running.reloadPolicy());
   });
 }

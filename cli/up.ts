@@ -12,6 +12,7 @@ import { createNetguard, createResolverFromSettings } from '../core/netguard/ind
 import { defaultPolicyText, formatProblem, POLICY_BOUNDS, PolicyStore } from '../core/policy/index.js';
 import { loadOrCreateAdminToken } from '../core/state/admin-token.js';
 import { ensureStateDir, readFileIfExists } from '../core/state/files.js';
+import { lockStateDir } from '../core/state/state-lock.js';
 import { Keystore, RevocationList } from '../core/tokens/index.js';
 import { createEgressProxy } from '../egress/index.js';
 import { banner } from './banner.js';
@@ -23,6 +24,8 @@ export interface RunningGatehouse {
   readonly admin: { host: string; port: number };
   readonly policyFile: string;
   policyVersion(): string;
+  /** Re-read the policy file now (SIGHUP). */
+  reloadPolicy(): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -54,6 +57,16 @@ function watchPolicy(store: PolicyStore, audit: AuditLog, logger: Logger, onAppl
  */
 export async function up(config: RuntimeConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningGatehouse> {
   await ensureStateDir(config.stateDir);
+  const unlock = await lockStateDir(config.stateDir);
+  try {
+    return await start(config, logger, unlock);
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
+}
+
+async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promise<void>): Promise<RunningGatehouse> {
   const policyFile = await policyPath(config);
   const store = await PolicyStore.load(policyFile);
   const keys = await Keystore.open(config.stateDir, { retainRetiredMs: POLICY_BOUNDS.maxTtlMs + POLICY_BOUNDS.maxClockSkewMs });
@@ -125,6 +138,7 @@ export async function up(config: RuntimeConfig, logger: Logger = createLogger({ 
     admin: { host: adminAddress.address, port: adminAddress.port },
     policyFile,
     policyVersion: () => store.current.version,
+    reloadPolicy: () => store.reload('signal'),
     stop() {
       stopping ??= (async () => {
         clearInterval(pruner);
@@ -132,6 +146,7 @@ export async function up(config: RuntimeConfig, logger: Logger = createLogger({ 
         await admin.close();
         await proxy.close(config.drainTimeoutMs);
         await audit.close();
+        await unlock();
       })();
       return stopping;
     },

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetch, ProxyAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,8 +106,8 @@ function exchange(port: number, data: string | Buffer, options: { end?: boolean 
 
 interface AuditEvent {
   readonly status_detail: string;
-  readonly metadata: { readonly correlation_uid: string };
-  readonly unmapped: { readonly gatehouse: { readonly reason: string; readonly kind: string } };
+  readonly metadata: { readonly uid: string };
+  readonly unmapped: { readonly gatehouse: { readonly kind: string } };
 }
 
 async function auditText(h: EgressHarness): Promise<string> {
@@ -117,7 +117,7 @@ async function auditText(h: EgressHarness): Promise<string> {
 
 async function auditEvents(h: EgressHarness, correlationId: string): Promise<AuditEvent[]> {
   const lines = (await auditText(h)).split('\n').filter((l) => l.length > 0);
-  return lines.map((l) => (JSON.parse(l) as { event: AuditEvent }).event).filter((e) => e.metadata.correlation_uid === correlationId);
+  return lines.map((l) => (JSON.parse(l) as { event: AuditEvent }).event).filter((e) => e.metadata.uid === correlationId);
 }
 
 const basic = (token: string): string => `Proxy-Authorization: Basic ${Buffer.from(`gatehouse:${token}`).toString('base64')}\r\n`;
@@ -127,8 +127,9 @@ interface Ctx {
   readonly auth: string;
   readonly revokedAuth: string;
   readonly expiredAuth: string;
-  /** The origin's authority, as granted. */
+  /** The origin's authority, as granted, and its port. */
   readonly at: string;
+  readonly port: number;
 }
 
 /** [name, request bytes, status, reason (null: allowed, the origin answers)] */
@@ -148,8 +149,8 @@ const ROWS: readonly Row[] = [
   // RFC 9112 §3.2: more than one Host field line is a 400; the second one here names another authority.
   ['two Host headers', (c) => `GET http://${c.at}/ HTTP/1.1\r\nHost: ${c.at}\r\nHost: evil.test\r\n${c.auth}\r\n`, 400, 'host_mismatch'],
   // The same authority spelled differently is the same authority (case, one trailing dot).
-  ['Host in upper case with trailing dot', (c) => `GET http://${c.at}/spelling HTTP/1.1\r\nHost: ORIGIN.Test.:${c.at.split(':')[1]}\r\n${c.auth}\r\n`, 200, null],
-  ['target in upper case with trailing dot', (c) => `GET http://ORIGIN.TEST.:${c.at.split(':')[1]}/spelling HTTP/1.1\r\nHost: ${c.at}\r\n${c.auth}\r\n`, 200, null],
+  ['Host in upper case with trailing dot', (c) => `GET http://${c.at}/spelling HTTP/1.1\r\nHost: ORIGIN.Test.:${c.port}\r\n${c.auth}\r\n`, 200, null],
+  ['target in upper case with trailing dot', (c) => `GET http://ORIGIN.TEST.:${c.port}/spelling HTTP/1.1\r\nHost: ${c.at}\r\n${c.auth}\r\n`, 200, null],
   // Targets that do not name one host and port, or carry a fragment (RFC 9112 §3.2.2, RFC 3986 §3.5).
   ['absolute-form with an empty host', (c) => `GET http://:80/ HTTP/1.1\r\n${c.auth}\r\n`, 400, 'invalid_host'],
   ['absolute-form with port 65536', (c) => `GET http://origin.test:65536/ HTTP/1.1\r\n${c.auth}\r\n`, 400, 'invalid_host'],
@@ -194,7 +195,7 @@ describe('egress proxy: bad input', () => {
     const expired = await h.token(grant, { ttlMs: 60_000, now: Date.now() - 10 * 60_000 });
     tokens.push(valid, revoked, expired);
     await h.revocations.revoke('revoked-1');
-    ctx = { auth: basic(valid), revokedAuth: basic(revoked), expiredAuth: basic(expired), at: `origin.test:${origin.port}` };
+    ctx = { auth: basic(valid), revokedAuth: basic(revoked), expiredAuth: basic(expired), at: `origin.test:${origin.port}`, port: origin.port };
   });
 
   afterAll(async () => {
@@ -220,7 +221,6 @@ describe('egress proxy: bad input', () => {
     const correlationId = res.headers.get('x-gatehouse-correlation-id')?.[0] ?? '';
     const events = await auditEvents(h, correlationId);
     expect(events).toHaveLength(1);
-    expect(events[0]?.unmapped.gatehouse.reason).toBe(reason);
     expect(events[0]?.status_detail).toBe(reason);
   });
 
@@ -235,7 +235,7 @@ describe('egress proxy: bad input', () => {
     const rows: ReadonlyArray<readonly [string, string]> = [
       ['nothing', ''], // connect, close at once
       ['half a request line', 'GET http://orig'], // mid-request-line
-      ['a complete request head', `GET http://${ctx.at}/gone HTTP/1.1\r\n${ctx.auth}\r\n`], // gone before the answer
+      ['binary noise', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'], // a TLS ClientHello sent to the plain port
     ];
     for (const [, bytes] of rows) {
       await new Promise<void>((resolve, reject) => {
@@ -280,12 +280,12 @@ describe('egress proxy: bad input', () => {
   });
 
   it('never echoes a token in a response or the audit log', async () => {
-    // Refusals that carry a real token: a bad target, a bad Host, over-long headers.
+    // Refusals that carry a real token: origin-form, a disagreeing Host, a CONNECT with a path.
     for (const req of [`GET / HTTP/1.1\r\n${ctx.auth}\r\n`, `GET http://${ctx.at}/ HTTP/1.1\r\nHost: evil.test\r\n${ctx.auth}\r\n`, `CONNECT ${ctx.at}/x HTTP/1.1\r\n${ctx.auth}\r\n`]) {
       bodies.push((await exchange(h.port, req)).raw);
     }
     const audit = await auditText(h);
-    expect(bodies.length).toBeGreaterThan(ROWS.length);
+    expect(bodies.length).toBeGreaterThanOrEqual(3);
     for (const token of tokens) {
       const signature = token.split('.')[2] as string;
       expect(signature.length).toBeGreaterThan(40);
@@ -294,7 +294,7 @@ describe('egress proxy: bad input', () => {
   });
 });
 
-describe('egress proxy: half-closed client', () => {
+describe('egress proxy: clients that leave early', () => {
   let h: EgressHarness;
   let origin: Origin;
 
@@ -304,9 +304,13 @@ describe('egress proxy: half-closed client', () => {
   });
 
   afterAll(async () => {
-    // Origin first: if the proxy left the exchange hanging, its upstream connection closing ends it.
     await origin?.close();
-    await h?.close();
+    // An exchange the proxy left hanging keeps h.close() from ever resolving (see the last test). Bound the wait
+    // (a failure guard, not synchronisation) and remove the state directory ourselves if it does not finish.
+    let guard: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([h.close().then(() => true), new Promise<false>((resolve) => (guard = setTimeout(() => resolve(false), 2_000)))]);
+    clearTimeout(guard);
+    if (!closed) await rm(h.dir, { recursive: true, force: true });
   });
 
   it('answers a client that half-closes after a complete request', async () => {
@@ -316,55 +320,39 @@ describe('egress proxy: half-closed client', () => {
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello GET /half');
   });
-  it('debug half', async () => {
+
+  // Last in this block: it closes the proxy.
+  it('finishes abandoned exchanges, so the proxy still drains and closes', async () => {
     const at = `origin.test:${origin.port}`;
-    const token = await h.token([at]);
-    await exchange(h.port, `GET http://${at}/half2 HTTP/1.1\r\nHost: ${at}\r\n${basic(token)}\r\n`, { end: true }).catch(() => undefined);
-    await new Promise(r => setTimeout(r, 300)); console.log('DEBUG half', origin.seen.map(x => x.url), h.proxy.sessions(), await auditText(h).catch(e => String(e)));
-    let guard: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      h.proxy.close(500).then(() => 'closed' as const),
-      new Promise<'hung'>((resolve) => (guard = setTimeout(() => resolve('hung'), 3000))),
-    ]);
-    clearTimeout(guard);
-    console.log('DEBUG half close', outcome);
-  });
-});
-
-describe('egress proxy: client gone while its request is decided', () => {
-  let h: EgressHarness;
-  let origin: Origin;
-
-  beforeAll(async () => {
-    origin = await startOrigin();
-    h = await startEgressHarness(policy(), HOSTS);
-  });
-
-  afterAll(async () => {
-    await origin?.close();
-    await h?.close();
-  });
-
-  it('finishes the abandoned exchange, so the proxy still drains and closes', async () => {
-    const at = `origin.test:${origin.port}`;
-    const token = await h.token([at]);
-    await new Promise<void>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port: h.port });
-      socket.setTimeout(GUARD_MS, () => reject(new Error('socket did not close')));
-      socket.on('error', () => undefined);
-      // A complete request head, then gone before the (asynchronous) decision is made.
-      socket.on('connect', () => socket.end(`GET http://${at}/gone HTTP/1.1\r\n${basic(token)}\r\n`, () => socket.destroy()));
-      socket.on('close', () => resolve());
-    });
-    await new Promise(r => setTimeout(r, 300)); console.log('DEBUG gone', origin.seen.map(x => x.url), h.proxy.sessions(), await auditText(h).catch(e => String(e)));
+    // [how the client leaves right after a complete request head] The window is the asynchronous decision
+    // (token check, resolution, upstream dial), so each way is tried several times with fresh tokens.
+    const rows: ReadonlyArray<readonly [string, (s: Socket, head: string) => void]> = [
+      ['half-close', (s, head) => s.end(head)], // FIN after the head, still reading
+      ['close after flush', (s, head) => s.end(head, () => s.destroy())], // FIN, then gone
+      ['destroy at once', (s, head) => { s.write(head); s.destroy(); }], // gone with the bytes in flight
+    ];
+    for (let round = 0; round < 8; round++) {
+      for (const [, leave] of rows) {
+        const token = await h.token([at]);
+        await new Promise<void>((resolve, reject) => {
+          const socket = connect({ host: '127.0.0.1', port: h.port });
+          socket.setTimeout(GUARD_MS, () => reject(new Error('socket did not close')));
+          socket.on('error', () => undefined);
+          socket.resume(); // read whatever answer comes, so the socket can reach 'close'
+          socket.on('connect', () => leave(socket, `GET http://${at}/gone HTTP/1.1\r\n${basic(token)}\r\n`));
+          socket.on('close', () => resolve());
+        });
+      }
+    }
     // close(drainMs) waits at most drainMs for in-flight work, then cuts what is left: it must resolve.
     let guard: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       h.proxy.close(500).then(() => 'closed' as const),
-      new Promise<'hung'>((resolve) => (guard = setTimeout(() => resolve('hung'), GUARD_MS))),
+      new Promise<'hung'>((resolve) => (guard = setTimeout(() => resolve('hung'), 5_000))),
     ]);
     clearTimeout(guard);
     expect(outcome).toBe('closed');
+    expect(h.proxy.sessions().filter((s) => s.active > 0)).toEqual([]);
   });
 });
 
@@ -386,6 +374,6 @@ describe('egress proxy: slow request head', () => {
     expect(res.status).toBe(408);
     expect(res.headers.get('x-gatehouse-deny')).toEqual(['header_timeout']);
     const events = await auditEvents(h, res.headers.get('x-gatehouse-correlation-id')?.[0] ?? '');
-    expect(events.map((e) => [e.unmapped.gatehouse.reason, e.unmapped.gatehouse.kind])).toEqual([['header_timeout', 'refused']]);
+    expect(events.map((e) => [e.status_detail, e.unmapped.gatehouse.kind])).toEqual([['header_timeout', 'refused']]);
   });
 });

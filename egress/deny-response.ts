@@ -30,8 +30,12 @@ function headers(reason: Reason, correlationId: string, length: number): Array<[
     ['Content-Length', String(length)],
     ['Cache-Control', 'no-store'],
   ];
+  // RFC 9110 §10.2.3: tell a client that is merely early when to come back, so it backs off instead of
+  // hammering. One second is the token bucket's refill horizon and a reasonable pause when at capacity.
+  const status = REASONS[reason].status;
+  if (status === 429 || status === 503) list.push(['Retry-After', '1']);
   // RFC 9110 §11.7.1: a 407 carries the challenge. Basic is what proxy-URL credentials use.
-  if (REASONS[reason].status === 407) {
+  if (status === 407) {
     list.push(['Proxy-Authenticate', 'Basic realm="gatehouse", charset="UTF-8"']);
     list.push(['Proxy-Authenticate', 'Bearer realm="gatehouse"']);
   }

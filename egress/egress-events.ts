@@ -31,40 +31,35 @@ export interface EgressEventInput {
   readonly endReason?: string;
 }
 
-const endpoint = (ip: string | undefined, port: number | undefined): Record<string, unknown> => ({
-  ...(ip !== undefined ? { ip: ip.startsWith('::ffff:') ? ip.slice(7) : ip } : {}),
-  ...(port !== undefined ? { port } : {}),
-});
+const endpoint = (ip: string | undefined, port: number | undefined): Record<string, unknown> => {
+  const e: Record<string, unknown> = {};
+  if (ip !== undefined) e['ip'] = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  if (port !== undefined) e['port'] = port;
+  return e;
+};
+
+const SESSION_USER_TYPE = { type_id: 99, type: 'Sandbox session' } as const;
 
 /**
  * The one audit event for one egress decision. Never a header value, a body, a query string or a token: the
- * session is identified by its id and the token by its `jti`.
+ * session is identified by its id and the token by its `jti`. Plain assignments: this runs per request.
  */
 export function egressEvent(input: EgressEventInput): Record<string, unknown> {
   const { facts } = input;
   const claims = facts.claims;
   const target = facts.target;
   const decision = facts.decision;
-  const header = {
-    component: 'egress',
-    correlationId: input.correlationId,
-    policyVersion: facts.policy.version,
-    time: input.startTime,
-    ...(claims ? { tenant: claims.tenant } : {}),
-  };
-  const outcome = {
-    allow: input.allow,
-    reason: input.reason,
-    ...(decision?.ruleId ? { ruleId: decision.ruleId } : {}),
-    ...(decision ? { mode: decision.mode } : {}),
-    ...(decision?.enforceWouldDeny ? { enforceWouldDeny: true } : {}),
-  };
+  const header = { component: 'egress', correlationId: input.correlationId, policyVersion: facts.policy.version, time: input.startTime, tenant: claims?.tenant };
+  const outcome = { allow: input.allow, reason: input.reason, ruleId: decision?.ruleId, mode: decision?.mode, enforceWouldDeny: decision?.enforceWouldDeny };
+
+  // Session, tenant and token id live in their OCSF places (actor.session, metadata.tenant_uid); only what OCSF
+  // has no place for goes here.
   const gatehouse: Record<string, unknown> = { kind: input.kind };
-  if (claims) Object.assign(gatehouse, { session: claims.sub, tenant: claims.tenant, jti: claims.jti });
   if (facts.authDetail) gatehouse['auth_detail'] = facts.authDetail;
   if (input.endReason) gatehouse['end_reason'] = input.endReason;
+  if (input.kind === 'upgrade') gatehouse['upgrade'] = true;
 
-  const src = endpoint(input.client.ip, input.client.port);
+  const body: Record<string, unknown> = { src_endpoint: endpoint(input.client.ip, input.client.port) };
   const dst: Record<string, unknown> = {};
   if (target) {
     if (target.host.kind === 'name') dst['hostname'] = target.host.host;
@@ -72,56 +67,43 @@ export function egressEvent(input: EgressEventInput): Record<string, unknown> {
     dst['port'] = target.port;
   }
   if (facts.address) dst['ip'] = formatIp(facts.address);
-  const actor = claims
-    ? { actor: { session: { uid: claims.sub, credential_uid: claims.jti, expiration_time: claims.exp * 1000, issuer: claims.iss }, user: { uid: claims.sub, type_id: 99, type: 'Sandbox session' } } }
-    : {};
-  const timing = { start_time: input.startTime, end_time: input.endTime, duration: Math.max(0, input.endTime - input.startTime) };
-  const traffic =
-    input.bytesUp !== undefined || input.bytesDown !== undefined
-      ? { traffic: { bytes_out: input.bytesUp ?? 0, bytes_in: input.bytesDown ?? 0, bytes: (input.bytesUp ?? 0) + (input.bytesDown ?? 0) } }
-      : {};
+  body['dst_endpoint'] = dst;
+  if (claims) {
+    body['actor'] = { session: { uid: claims.sub, credential_uid: claims.jti, expiration_time: claims.exp * 1000, issuer: claims.iss } };
+  }
+  body['end_time'] = input.endTime;
+  body['duration'] = Math.max(0, input.endTime - input.startTime);
+  if (input.bytesUp !== undefined || input.bytesDown !== undefined) {
+    const up = input.bytesUp ?? 0;
+    const down = input.bytesDown ?? 0;
+    body['traffic'] = { bytes_out: up, bytes_in: down, bytes: up + down };
+  }
+  body['unmapped'] = { gatehouse };
 
   if (AUTH_REASONS.has(input.reason)) {
-    return ocsfEvent(OCSF_CLASS.authentication, { id: 1, name: 'Logon' }, header, outcome, {
-      user: claims ? { uid: claims.sub, type_id: 99, type: 'Sandbox session' } : { name: 'unknown', type_id: 0, type: 'Unknown' },
-      service: { name: 'gatehouse-egress' },
-      auth_protocol_id: 99,
-      auth_protocol: 'Gatehouse session token (EdDSA JWT)',
-      src_endpoint: src,
-      dst_endpoint: dst,
-      ...actor,
-      ...timing,
-      unmapped: { gatehouse },
-    });
+    body['user'] = claims ? { uid: claims.sub, ...SESSION_USER_TYPE } : { name: 'unknown', type_id: 0, type: 'Unknown' };
+    body['service'] = { name: 'gatehouse-egress' };
+    body['auth_protocol_id'] = 99;
+    body['auth_protocol'] = 'gatehouse-token';
+    return ocsfEvent(OCSF_CLASS.authentication, LOGON, header, outcome, body);
   }
-  if (input.kind === 'upgrade') gatehouse['upgrade'] = true;
   if (input.kind === 'http' || input.kind === 'upgrade') {
     const method = input.http?.method ?? 'GET';
-    const url: Record<string, unknown> = { scheme: 'http' };
-    if (target) Object.assign(url, { hostname: target.host.host, port: target.port });
     // The path without its query: query strings carry API keys often enough that they are never recorded.
-    url['path'] = input.http?.path ? input.http.path.split('?')[0] : '/';
-    return ocsfEvent(OCSF_CLASS.http_activity, httpActivity(method), header, outcome, {
-      http_request: { http_method: method, url, version: '1.1' },
-      ...(input.http?.status ? { http_response: { code: input.http.status } } : {}),
-      src_endpoint: src,
-      dst_endpoint: dst,
-      connection_info: { protocol_name: 'tcp', direction_id: 2, direction: 'Outbound' },
-      ...actor,
-      ...traffic,
-      ...timing,
-      unmapped: { gatehouse },
-    });
+    const path = input.http?.path;
+    const url: Record<string, unknown> = { scheme: 'http', path: path ? (path.includes('?') ? path.slice(0, path.indexOf('?')) : path) : '/' };
+    if (target) {
+      url['hostname'] = target.host.host;
+      url['port'] = target.port;
+    }
+    body['http_request'] = { http_method: method, url };
+    if (input.http?.status) body['http_response'] = { code: input.http.status };
+    return ocsfEvent(OCSF_CLASS.http_activity, httpActivity(method), header, outcome, body);
   }
   // CONNECT tunnels and traffic refused before it became a request.
-  const activity: Activity = input.allow ? { id: 2, name: 'Close' } : { id: 5, name: 'Refuse' };
-  return ocsfEvent(OCSF_CLASS.network_activity, activity, header, outcome, {
-    src_endpoint: src,
-    dst_endpoint: dst,
-    connection_info: { protocol_name: 'tcp', direction_id: 2, direction: 'Outbound' },
-    ...actor,
-    ...traffic,
-    ...timing,
-    unmapped: { gatehouse },
-  });
+  return ocsfEvent(OCSF_CLASS.network_activity, input.allow ? CLOSE : REFUSE, header, outcome, body);
 }
+
+const LOGON: Activity = { id: 1, name: 'Logon' };
+const CLOSE: Activity = { id: 2, name: 'Close' };
+const REFUSE: Activity = { id: 5, name: 'Refuse' };

@@ -33,6 +33,10 @@ export function createEgressMetrics(registry: Registry) {
   const cut = new Counter({ name: 'gatehouse_egress_connections_cut_total', help: 'Live connections closed by revocation or token expiry.', labelNames: ['reason'] as const, registers: [registry] });
   const up = bytes.labels('up');
   const down = bytes.labels('down');
+  // prom-client hashes label values on every call; bind each child once (the label sets are closed vocabularies).
+  const decisionChildren = new Map<string, ReturnType<typeof decisions.labels>>();
+  const decisionTimers = { http: decisionSeconds.labels('http'), connect: decisionSeconds.labels('connect'), upgrade: decisionSeconds.labels('upgrade') };
+  const requestTimers = { http: requestSeconds.labels('http'), connect: requestSeconds.labels('connect'), upgrade: requestSeconds.labels('upgrade') };
   return {
     connectionOpened(): void {
       connections.inc();
@@ -42,8 +46,14 @@ export function createEgressMetrics(registry: Registry) {
       activeConnections.dec();
     },
     decision(kind: RequestKind | 'refused', allow: boolean, reason: string, seconds: number | null): void {
-      decisions.labels(kind, allow ? 'allow' : 'deny', reason).inc();
-      if (seconds !== null && kind !== 'refused') decisionSeconds.labels(kind).observe(seconds);
+      const key = `${kind}|${allow ? 'allow' : 'deny'}|${reason}`;
+      let child = decisionChildren.get(key);
+      if (!child) {
+        child = decisions.labels(kind, allow ? 'allow' : 'deny', reason);
+        decisionChildren.set(key, child);
+      }
+      child.inc();
+      if (seconds !== null && kind !== 'refused') decisionTimers[kind].observe(seconds);
     },
     transferred(bytesUp: number, bytesDown: number): void {
       if (bytesUp > 0) up.inc(bytesUp);
@@ -59,7 +69,7 @@ export function createEgressMetrics(registry: Registry) {
       upstreamConnectSeconds.observe(seconds);
     },
     finished(kind: RequestKind, seconds: number): void {
-      requestSeconds.labels(kind).observe(seconds);
+      requestTimers[kind].observe(seconds);
     },
     cut(reason: string): void {
       cut.labels(reason).inc();

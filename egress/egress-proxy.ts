@@ -8,6 +8,7 @@ import type { Logger } from '../core/log/logger.js';
 import type { Netguard } from '../core/netguard/index.js';
 import { indexGrants, type CompiledPolicy, type Grant, type RuleIndex } from '../core/policy/index.js';
 import { AUDIENCE, CachedVerifier, type Keystore } from '../core/tokens/index.js';
+import { BoundedCache } from '../core/util/bounded-cache.js';
 import { denySocket } from './deny-response.js';
 import { createEgressMetrics } from './egress-metrics.js';
 import { createUpstreamAgent } from './forward-http.js';
@@ -69,7 +70,7 @@ export function createEgressProxy(options: EgressProxyOptions): EgressProxy {
   );
   const agent = createUpstreamAgent(options.netguard, () => limits().connectTimeoutMs);
   const ctx = new ProxyContext(
-    { policy, verifier, isRevoked: options.isRevoked, tracker, netguard: options.netguard },
+    { policy, verifier, isRevoked: options.isRevoked, tracker, netguard: options.netguard, credentials: new BoundedCache(10_000) },
     agent,
     options.audit,
     metrics,
@@ -91,6 +92,10 @@ export function createEgressProxy(options: EgressProxyOptions): EgressProxy {
     joinDuplicateHeaders: false,
   });
 
+  // RFC 9112 §9.6: a client may half-close after its request and still expect the response. Node's default
+  // ends the connection on the client's FIN and drops the response; keep the write side open instead.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+
   const refuseRaw = (socket: Duplex, reason: Reason): void => {
     const correlationId = randomUUID();
     const now = Date.now();
@@ -111,7 +116,7 @@ export function createEgressProxy(options: EgressProxyOptions): EgressProxy {
     }
     sockets.add(socket);
   });
-  server.on('request', (req, res) => void handleHttp(ctx, req, res));
+  server.on('request', (req, res) => handleHttp(ctx, req, res));
   server.on('connect', (req, socket: Socket, head: Buffer) => void handleTunnel(ctx, 'connect', req, socket, head));
   server.on('upgrade', (req, socket: Socket, head: Buffer) => void handleTunnel(ctx, 'upgrade', req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {

@@ -58,80 +58,119 @@ export interface ForwardOptions {
   readonly idleTimeoutMs: number;
   /** Called with the failure when nothing was relayed yet, so the caller can answer with a deny response. */
   readonly onFailure: (reason: Reason) => void;
+  /** Called exactly once, when the exchange is over, however it ended. */
+  readonly onDone: (result: ForwardResult) => void;
+}
+
+/**
+ * One proxied exchange, as the undici dispatch handler. A class rather than closures: this object is the only
+ * allocation per request on the relay path, and its methods are shared.
+ */
+class HttpExchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private status = 0;
+  private bytesDown = 0;
+  private settled = false;
+  private waitingForDrain = false;
+  // Held here: Node detaches req.socket once the response has finished, which is when bytes are counted.
+  private readonly socket: IncomingMessage['socket'];
+  private readonly readAtStart: number;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly options: ForwardOptions,
+  ) {
+    this.socket = req.socket;
+    this.readAtStart = req.socket.bytesRead;
+    res.once('close', this.onClientClose);
+  }
+
+  private readonly onClientClose = (): void => {
+    if (this.res.writableFinished) return;
+    this.controller?.abort(new Error('client closed'));
+    this.finish('client_closed');
+  };
+
+  private readonly onDrain = (): void => {
+    this.waitingForDrain = false;
+    this.controller?.resume();
+  };
+
+  private finish(endReason: string, failure?: Reason): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.res.off('close', this.onClientClose);
+    const bytesUp = Math.max(0, this.socket.bytesRead - this.readAtStart);
+    this.options.onDone(failure ? { status: this.status, bytesUp, bytesDown: this.bytesDown, endReason, failure } : { status: this.status, bytesUp, bytesDown: this.bytesDown, endReason });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // The client may have gone while the request was being decided: do not send it upstream for nobody.
+    if (this.res.destroyed || this.socket.destroyed) {
+      controller.abort(new Error('client closed'));
+      this.finish('client_closed');
+    }
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+    this.status = statusCode;
+    if (this.res.destroyed) return;
+    this.res.writeHead(statusCode, statusMessage ?? '', downstreamResponseHeaders(headers));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytesDown += chunk.length;
+    if (this.res.destroyed) return;
+    // Backpressure: stop reading upstream while the client is slower than the origin.
+    if (!this.res.write(chunk) && !this.waitingForDrain) {
+      this.waitingForDrain = true;
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.finish('completed');
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const reason = failureReason(err);
+    if (this.settled) return;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      this.options.onFailure(reason);
+      this.finish(reason, reason);
+    } else {
+      // Mid-body failure: the only honest signal left is to cut the client connection.
+      this.res.destroy();
+      this.finish(this.res.destroyed && this.status === 0 ? 'client_closed' : reason);
+    }
+  }
 }
 
 /**
  * Relay one absolute-form request to the vetted address and stream the response back, with backpressure in
- * both directions and nothing buffered whole. Resolves when the exchange is over, however it ended.
+ * both directions and nothing buffered whole. `options.onDone` is called once, when the exchange is over.
  */
-export function forwardHttp(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardResult> {
+export function forwardHttp(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
   const { target } = options;
-  const socket = req.socket;
-  const readAtStart = socket.bytesRead;
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  return new Promise<ForwardResult>((resolve) => {
-    let status = 0;
-    let bytesDown = 0;
-    let controller: Dispatcher.DispatchController | null = null;
-    let settled = false;
-    const finish = (endReason: string, failure?: Reason): void => {
-      if (settled) return;
-      settled = true;
-      res.off('close', onClientClose);
-      resolve({ status, bytesUp: Math.max(0, socket.bytesRead - readAtStart), bytesDown, endReason, ...(failure ? { failure } : {}) });
-    };
-    const onClientClose = (): void => {
-      if (res.writableFinished) return;
-      controller?.abort(new Error('client closed'));
-      finish('client_closed');
-    };
-    res.on('close', onClientClose);
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-      },
-      onResponseStart(c, statusCode, headers, statusMessage) {
-        status = statusCode;
-        res.writeHead(statusCode, statusMessage ?? '', downstreamResponseHeaders(headers));
-        res.on('drain', () => c.resume());
-      },
-      onResponseData(c, chunk) {
-        bytesDown += chunk.length;
-        // Backpressure: stop reading upstream while the client is slower than the origin.
-        if (!res.write(chunk)) c.pause();
-      },
-      onResponseEnd() {
-        res.end();
-        finish('completed');
-      },
-      onResponseError(_c, err) {
-        const reason = failureReason(err);
-        if (!res.headersSent) {
-          options.onFailure(reason);
-          finish(reason, reason);
-        } else {
-          // Mid-body failure: the only honest signal left is to cut the client connection.
-          res.destroy();
-          finish(reason);
-        }
-      },
-    };
-
-    options.agent.dispatch(
-      {
-        origin: `http://${hostForAuthority({ kind: 'ip', host: formatIp(options.address), ip: options.address })}:${target.port}`,
-        path: target.path,
-        method: req.method as Dispatcher.HttpMethod,
-        headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, canonicalAuthority(target, 80), false),
-        body: hasBody ? req : null,
-        headersTimeout: options.responseTimeoutMs,
-        bodyTimeout: options.idleTimeoutMs,
-        // A proxy relays exactly what it was asked; never retried or redirected here.
-        idempotent: false,
-        blocking: false,
-      },
-      handler,
-    );
-  });
+  const exchange = new HttpExchange(req, res, options);
+  options.agent.dispatch(
+    {
+      origin: `http://${options.address.family === 6 ? `[${formatIp(options.address)}]` : formatIp(options.address)}:${target.port}`,
+      path: target.path,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, canonicalAuthority(target, 80), false),
+      body: hasBody ? req : null,
+      headersTimeout: options.responseTimeoutMs,
+      bodyTimeout: options.idleTimeoutMs,
+      // A proxy relays exactly what it was asked; never retried or redirected here.
+      idempotent: false,
+      blocking: false,
+    },
+    exchange,
+  );
 }

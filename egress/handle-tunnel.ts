@@ -8,15 +8,16 @@ import { denySocket } from './deny-response.js';
 import { canonicalAuthority } from './forward-http.js';
 import { upstreamRequestHeaders } from './hop-by-hop.js';
 import type { ProxyContext } from './proxy-context.js';
-import { parseAbsoluteTarget, parseConnectTarget, sameAuthority, type TargetResult } from './request-target.js';
+import { parseAbsoluteTarget, parseConnectTarget, sameAuthority, singleHostHeader, type TargetResult } from './request-target.js';
 import { splice } from './splice.js';
 
 type Kind = 'connect' | 'upgrade';
 
-function connectTarget(req: IncomingMessage): TargetResult {
-  const result = parseConnectTarget(req.url ?? '');
+function connectTarget(req: IncomingMessage, ctx: ProxyContext): TargetResult {
+  const result = parseConnectTarget(req.url ?? '', ctx.authorities);
+  const host = singleHostHeader(req.rawHeaders);
   // A Host header on CONNECT that names another authority is the start of a fronting attempt.
-  if (result.ok && req.headers.host !== undefined && !sameAuthority(req.headers.host, result.target.host, result.target.port, result.target.port)) {
+  if (result.ok && (host === null || (host !== undefined && !sameAuthority(host, result.target.host, result.target.port, result.target.port, ctx.authorities)))) {
     return { ok: false, reason: 'host_mismatch' };
   }
   return result;
@@ -51,8 +52,9 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
   }
   ctx.begin();
   try {
-    const target = kind === 'connect' ? connectTarget(req) : parseAbsoluteTarget(req.url ?? '', req.headers.host);
-    const admission = await admit(ctx.deps, req.headers['proxy-authorization'], target);
+    const target = kind === 'connect' ? connectTarget(req, ctx) : parseAbsoluteTarget(req.url ?? '', singleHostHeader(req.rawHeaders), ctx.authorities);
+    const pending = admit(ctx.deps, req.headers['proxy-authorization'], target);
+    const admission = pending instanceof Promise ? await pending : pending;
     const decidedIn = (performance.now() - t0) / 1000;
     if (!admission.ok) {
       denySocket(socket, admission.reason, correlationId);

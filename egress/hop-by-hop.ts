@@ -18,10 +18,18 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+const NONE: ReadonlySet<string> = new Set();
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NONE;
   const tokens = new Set<string>();
-  for (const part of [value ?? ''].flat()) for (const t of part.split(',')) if (t.trim()) tokens.add(t.trim().toLowerCase());
-  return tokens;
+  for (const part of Array.isArray(value) ? value : [value]) {
+    for (const t of part.split(',')) {
+      const name = t.trim().toLowerCase();
+      // keep-alive and close are connection options, not header names; nothing to strip for them
+      if (name && name !== 'keep-alive' && name !== 'close') tokens.add(name);
+    }
+  }
+  return tokens.size > 0 ? tokens : NONE;
 }
 
 /**

@@ -22,6 +22,7 @@ tenants:
 `;
 
 const gh = (e: Record<string, unknown>): Record<string, unknown> => (e['unmapped'] as { gatehouse: Record<string, unknown> }).gatehouse;
+const sessionOf = (e: Record<string, unknown>): unknown => (e['actor'] as { session?: { uid?: string } } | undefined)?.session?.uid;
 
 let origin: Origin;
 beforeAll(async () => {
@@ -55,7 +56,7 @@ describe('per-session limits', () => {
     a.destroy();
     await aClosed;
     // The tunnel's slot is released when its audit event is written, which is the end of its life.
-    await h.waitForEvent((e) => gh(e)['session'] === 'busy' && gh(e)['kind'] === 'connect' && e['action_id'] === 1);
+    await h.waitForEvent((e) => sessionOf(e) === 'busy' && gh(e)['kind'] === 'connect' && e['action_id'] === 1);
     expect((await get(h, token, '/after')).status).toBe(200);
     b.destroy();
   });
@@ -66,7 +67,7 @@ describe('per-session limits', () => {
     for (let i = 0; i < 4; i++) results.push(await get(h, token, `/r${i}`));
     expect(results.slice(0, 3).map((r) => r.status)).toEqual([200, 200, 200]);
     expect(results[3]).toEqual({ status: 429, reason: 'rate_limited' });
-    const event = await h.waitForEvent((e) => gh(e)['session'] === 'hasty' && e['status_detail'] === 'rate_limited');
+    const event = await h.waitForEvent((e) => sessionOf(e) === 'hasty' && e['status_detail'] === 'rate_limited');
     expect(event['disposition_id']).toBe(2);
   });
 
@@ -99,7 +100,7 @@ describe('global limits and timeouts', () => {
     const token = await h.token([`origin.test:${origin.port}`], { session: 'idle' });
     const tunnel = await openTunnel(h.port, `origin.test:${origin.port}`, token);
     await whenClosed(tunnel, 5000);
-    const e = await h.waitForEvent((x) => gh(x)['session'] === 'idle' && gh(x)['kind'] === 'connect');
+    const e = await h.waitForEvent((x) => sessionOf(x) === 'idle' && gh(x)['kind'] === 'connect');
     expect(gh(e)['end_reason']).toBe('idle_timeout');
   });
 });

@@ -88,6 +88,12 @@ describe('curl through the proxy (credentials in the proxy URL)', () => {
     const down = await run('curl', ['-sS', '--max-time', '20', '-x', h.proxyUrl(token), '-o', out, url('/big')], { env: cleanEnv() });
     expect(down.code).toBe(0);
     expect(sha(await readFile(out))).toBe(sha(BIG));
+    // Each exchange ends in exactly one audit event, with the bytes it moved.
+    const upload = await h.waitForEvent((e) => (e['http_request'] as { url?: { path?: string } } | undefined)?.url?.path === '/upload');
+    expect((upload['traffic'] as { bytes_out: number }).bytes_out).toBeGreaterThanOrEqual(BIG.length);
+    expect((upload['unmapped'] as { gatehouse: Record<string, unknown> }).gatehouse['end_reason']).toBe('completed');
+    const download = await h.waitForEvent((e) => (e['http_request'] as { url?: { path?: string } } | undefined)?.url?.path === '/big');
+    expect((download['traffic'] as { bytes_in: number }).bytes_in).toBe(BIG.length);
   });
 
   it('opens a CONNECT tunnel (--proxytunnel) and relays through it', async () => {

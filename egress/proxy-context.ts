@@ -7,6 +7,7 @@ import type { AdmissionDeps } from './admission.js';
 import { egressEvent, type EgressEventInput } from './egress-events.js';
 import type { EgressMetrics } from './egress-metrics.js';
 import type { SessionTracker } from './session-tracker.js';
+import { createAuthorityCache, type AuthorityCache } from './request-target.js';
 
 /** Where decisions are recorded. The audit log satisfies it. */
 export interface AuditWriter {
@@ -23,6 +24,7 @@ export class ProxyContext {
   shuttingDown = false;
   private readonly socketSessions = new WeakMap<Socket, SocketSessions>();
   private drainWaiters: Array<() => void> = [];
+  readonly authorities: AuthorityCache = createAuthorityCache();
 
   constructor(
     readonly deps: AdmissionDeps,

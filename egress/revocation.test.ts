@@ -16,6 +16,7 @@ tenants:
 `;
 
 const gh = (e: Record<string, unknown>): Record<string, unknown> => (e['unmapped'] as { gatehouse: Record<string, unknown> }).gatehouse;
+const sessionOf = (e: Record<string, unknown>): unknown => (e['actor'] as { session?: { uid?: string } } | undefined)?.session?.uid;
 
 let h: EgressHarness;
 let origin: Origin;
@@ -51,13 +52,13 @@ describe('revocation', () => {
     expect(head.headers['x-gatehouse-deny']).toBe('session_revoked');
     again.destroy();
 
-    const tunnelEvent = await h.waitForEvent((e) => gh(e)['session'] === 'rev-tunnel' && gh(e)['kind'] === 'connect' && e['action_id'] === 1);
+    const tunnelEvent = await h.waitForEvent((e) => sessionOf(e) === 'rev-tunnel' && gh(e)['kind'] === 'connect' && e['action_id'] === 1);
     expect(gh(tunnelEvent)['end_reason']).toBe('session_revoked');
-    const refused = await h.waitForEvent((e) => gh(e)['session'] === 'rev-tunnel' && e['status_detail'] === 'session_revoked');
+    const refused = await h.waitForEvent((e) => sessionOf(e) === 'rev-tunnel' && e['status_detail'] === 'session_revoked');
     expect(refused['class_uid']).toBe(3002);
     // And it is on disk, in the chained log.
     const onDisk = await auditEvents(h.audit, h.dir);
-    expect(onDisk.some((e) => e.unmapped.gatehouse['session'] === 'rev-tunnel' && e.status_detail === 'session_revoked')).toBe(true);
+    expect(onDisk.some((e) => sessionOf(e) === 'rev-tunnel' && e.status_detail === 'session_revoked')).toBe(true);
   });
 
   it('closes an idle keep-alive client connection of the session within 1 s', async () => {
@@ -93,7 +94,7 @@ describe('token expiry', () => {
     const token = await h.token([authority], { session: 'expiring', ttlMs: 2000 });
     const tunnel = await openTunnel(h.port, authority, token);
     await whenClosed(tunnel, 5000);
-    const e = await h.waitForEvent((x) => gh(x)['session'] === 'expiring' && gh(x)['kind'] === 'connect');
+    const e = await h.waitForEvent((x) => sessionOf(x) === 'expiring' && gh(x)['kind'] === 'connect');
     expect(gh(e)['end_reason']).toBe('token_expired');
   });
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { mkdir, open, readdir, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatehouseError } from '../errors/index.js';
@@ -18,7 +18,23 @@ export interface AuditRecord<E = Record<string, unknown>> {
   readonly event: E;
 }
 
-export const hashLine = (line: string): string => createHash('sha256').update(line).digest('hex');
+// One-shot hashing (crypto.hash) avoids a Hash object per record: this runs once per audited decision.
+export const hashLine = (line: string): string => hash('sha256', line, 'hex');
+
+/** The buffers after the first `offset` bytes. */
+function sliceFrom(buffers: readonly Buffer[], offset: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = offset;
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
 
 export const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(12, '0')}.jsonl`;
 
@@ -27,10 +43,16 @@ interface SourceState {
   prev: string;
   file: string;
   handle: FileHandle | null;
-  pending: string[];
-  pendingBytes: number;
+  /** The buffer being filled (off the V8 heap: lines are encoded into it as they are appended). */
+  current: Buffer;
+  used: number;
+  /** Filled buffers waiting to be written, in order. */
+  sealed: Buffer[];
+  sealedBytes: number;
   writing: Promise<void>;
 }
+
+const BUFFER_BYTES = 256 * 1024;
 
 export interface AuditLogOptions {
   readonly dir: string;
@@ -108,7 +130,7 @@ export class AuditLog {
         prev = hashLine(line);
       }
     }
-    this.sources.set(source, { seq, prev, file, handle: null, pending: [], pendingBytes: 0, writing: Promise.resolve() });
+    this.sources.set(source, { seq, prev, file, handle: null, current: Buffer.allocUnsafe(BUFFER_BYTES), used: 0, sealed: [], sealedBytes: 0, writing: Promise.resolve() });
   }
 
   /**
@@ -123,9 +145,16 @@ export class AuditLog {
     const line = JSON.stringify({ v: 1, source, seq, prev: state.prev, event } satisfies AuditRecord);
     state.seq = seq;
     state.prev = hashLine(line);
-    state.pending.push(line);
-    state.pendingBytes += line.length + 1;
-    if (state.pendingBytes > 256 * 1024) void this.flush();
+    // Encode straight into the current buffer: the line string dies young and nothing big lives on the heap.
+    // UTF-8 needs at most 3 bytes per UTF-16 unit; seal the buffer first when the worst case would not fit.
+    const worst = line.length * 3 + 1;
+    if (state.used + worst > state.current.length) {
+      this.seal(state);
+      if (worst > state.current.length) state.current = Buffer.allocUnsafe(worst);
+    }
+    state.used += state.current.write(line, state.used, 'utf8');
+    state.current[state.used++] = 0x0a;
+    if (state.sealedBytes > 0) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.options.flushIntervalMs ?? 50);
     return seq;
   }
@@ -139,20 +168,36 @@ export class AuditLog {
     await Promise.all([...this.sources.values()].map((s) => this.flushSource(s)));
   }
 
+  /** Move the filled part of the current buffer to the write queue and start a fresh buffer. */
+  private seal(state: SourceState): void {
+    if (state.used === 0) return;
+    state.sealed.push(state.current.subarray(0, state.used));
+    state.sealedBytes += state.used;
+    state.current = Buffer.allocUnsafe(BUFFER_BYTES);
+    state.used = 0;
+  }
+
   private flushSource(state: SourceState): Promise<void> {
     const run = async (): Promise<void> => {
-      if (state.pending.length === 0) return;
-      const lines = state.pending;
-      const bytes = state.pendingBytes;
-      state.pending = [];
-      state.pendingBytes = 0;
+      this.seal(state);
+      if (state.sealed.length === 0) return;
+      const buffers = state.sealed;
+      state.sealed = [];
+      state.sealedBytes = 0;
+      let written = 0;
       try {
         state.handle ??= await open(state.file, 'a', 0o600);
-        await state.handle.write(`${lines.join('\n')}\n`);
+        const total = buffers.reduce((n, b) => n + b.length, 0);
+        while (written < total) {
+          const rest = sliceFrom(buffers, written);
+          written += (await state.handle.writev(rest)).bytesWritten;
+        }
       } catch (err) {
-        // Keep the events: they are retried, in order, on the next flush.
-        state.pending = [...lines, ...state.pending];
-        state.pendingBytes += bytes;
+        // Keep what was not written: it is retried, in order, on the next flush. (A short write cannot tear a
+        // record: the unwritten tail is written next, right after it.)
+        const rest = sliceFrom(buffers, written);
+        state.sealed = [...rest, ...state.sealed];
+        state.sealedBytes += rest.reduce((n, b) => n + b.length, 0);
         this.options.onError?.(err as Error);
         if (!this.closed) this.timer ??= setTimeout(() => void this.flush(), 1000);
       }

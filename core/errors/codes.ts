@@ -39,12 +39,12 @@ export const ERROR_CODES = {
   GH_ERR_ADMIN_UNAUTHORIZED: code(401, 'Missing or invalid admin token.'),
   GH_ERR_ADMIN_BAD_REQUEST: code(400, 'Invalid request: {detail}.'),
   GH_ERR_ADMIN_NOT_FOUND: code(404, 'Not found.'),
-  GH_ERR_ADMIN_SESSION_NOT_FOUND: code(404, 'Session "{session}" is not known.'),
   GH_ERR_ADMIN_UNREACHABLE: code(503, 'The admin API at {url} could not be reached: {detail}.'),
 
   // State directory
   GH_ERR_STATE_UNUSABLE: code(500, 'The state directory {dir} cannot be used: {detail}.'),
   GH_ERR_STATE_CORRUPT: code(500, 'State file {file} is corrupt: {detail}.'),
+  GH_ERR_STATE_LOCKED: code(409, 'The state directory {dir} is in use by another Gatehouse (pid {pid}); stop it or use another --state.'),
 
   // Audit
   GH_ERR_AUDIT_WRITE: code(500, 'The audit log could not be written: {detail}.'),

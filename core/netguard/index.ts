@@ -24,7 +24,8 @@ export interface Netguard {
   readonly self: SelfAddresses;
   /** Swap the resolver (policy reload changes servers or fixed hosts). In-flight lookups finish on the old one. */
   setResolver(resolver: HostResolver): void;
-  resolveAndVet(host: CanonicalHost, port: number, guard: AddressGuard): Promise<GuardResult>;
+  /** Synchronous when the answer is already cached (the common case on the data plane). */
+  resolveAndVet(host: CanonicalHost, port: number, guard: AddressGuard): GuardResult | Promise<GuardResult>;
   dial(addresses: readonly IpAddress[], port: number, options: DialOptions): Promise<Socket>;
 }
 
@@ -36,17 +37,14 @@ export function createNetguard(options: { resolver: HostResolver; self?: SelfAdd
     setResolver(next) {
       resolver = next;
     },
-    async resolveAndVet(host, port, guard) {
-      let addresses: readonly IpAddress[];
-      if (host.kind === 'ip') addresses = [host.ip];
-      else {
-        try {
-          addresses = await resolver.resolve(host.host);
-        } catch (err) {
-          return { ok: false, reason: 'dns_failed', code: err instanceof ResolveError ? err.code : 'ERROR' };
-        }
-      }
-      return vetAddresses(host, port, addresses, guard, self);
+    resolveAndVet(host, port, guard) {
+      if (host.kind === 'ip') return vetAddresses(host, port, [host.ip], guard, self);
+      const cached = resolver.peek?.(host.host);
+      if (cached) return vetAddresses(host, port, cached, guard, self);
+      return resolver.resolve(host.host).then(
+        (addresses) => vetAddresses(host, port, addresses, guard, self),
+        (err: unknown): GuardResult => ({ ok: false, reason: 'dns_failed', code: err instanceof ResolveError ? err.code : 'ERROR' }),
+      );
     },
     dial: (addresses, port, dialOptions) => dialVetted(addresses, port, dialOptions),
   };

@@ -9,6 +9,8 @@ import { parseIp, type IpAddress } from './ip-address.js';
 export interface HostResolver {
   /** All addresses for a canonical name. Rejects with a ResolveError when there are none. */
   resolve(name: string): Promise<readonly IpAddress[]>;
+  /** A fresh answer already at hand, or undefined: lets the data plane decide without a round trip. */
+  peek?(name: string): readonly IpAddress[] | undefined;
 }
 
 export class ResolveError extends Error {
@@ -47,6 +49,12 @@ class ResolutionCache {
     private readonly maxEntries: number,
     private readonly now: () => number,
   ) {}
+
+  peek(name: string): readonly IpAddress[] | undefined {
+    const hit = this.entries.get(name);
+    if (!hit || hit.expiresAt <= this.now() || hit.value instanceof ResolveError) return undefined;
+    return hit.value;
+  }
 
   async get(name: string, load: () => Promise<{ value: readonly IpAddress[] | ResolveError; ttlMs: number }>): Promise<readonly IpAddress[]> {
     const hit = this.entries.get(name);
@@ -102,6 +110,7 @@ export function createDnsResolver(options: DnsResolverOptions = {}): HostResolve
   const cache = new ResolutionCache(options.maxEntries ?? 10_000, options.now ?? (() => performance.now()));
 
   return {
+    peek: (name) => cache.peek(name),
     resolve: (name) =>
       cache.get(name, async () => {
         const [v4, v6] = await Promise.allSettled([
@@ -131,6 +140,7 @@ export function createSystemResolver(options: { cacheMs?: number; now?: () => nu
   const cache = new ResolutionCache(10_000, options.now ?? (() => performance.now()));
   const ttlMs = options.cacheMs ?? 5000;
   return {
+    peek: (name) => cache.peek(name),
     resolve: (name) =>
       cache.get(name, async () => {
         try {
@@ -155,6 +165,7 @@ export function createStaticResolver(hosts: ReadonlyMap<string, readonly string[
     table.set(canonical?.host ?? name, toAddresses(texts));
   }
   return {
+    peek: (name) => table.get(name) ?? fallback?.peek?.(name),
     resolve: async (name) => {
       const fixed = table.get(name);
       if (fixed) return fixed;

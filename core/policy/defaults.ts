@@ -1,6 +1,6 @@
 /**
- * Every policy default, in one place. The schema's descriptions quote these values, the compiler applies them,
- * and `docs/reference/policy.md` lists them; a test checks the docs against this object.
+ * Every policy default, in one place. The schema's descriptions quote these values (so the published JSON
+ * Schema states them), the compiler applies them, and `docs/reference/policy.md` lists them.
  */
 export const POLICY_DEFAULTS = Object.freeze({
   tokens: Object.freeze({

@@ -113,8 +113,10 @@ function mapJoseError(err: unknown): TokenError {
   if (err instanceof TokenError) return err;
   if (err instanceof joseErrors.JWTExpired) return new TokenError('token_expired', 'expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    if (err.claim === 'nbf' || err.claim === 'iat') return new TokenError('token_not_yet_valid', `${err.claim}_in_future`);
-    return new TokenError('auth_invalid', `wrong_${err.claim}`);
+    // Only a time check that failed means "not yet valid"; a missing or malformed nbf/iat is a bad token, and
+    // telling the client to fix its clock would send it looking in the wrong place.
+    if ((err.claim === 'nbf' || err.claim === 'iat') && err.reason === 'check_failed') return new TokenError('token_not_yet_valid', `${err.claim}_in_future`);
+    return new TokenError('auth_invalid', err.reason === 'missing' ? `missing_claim_${err.claim}` : `wrong_${err.claim}`);
   }
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('auth_invalid', 'alg_not_allowed');
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenError('auth_invalid', 'bad_signature');

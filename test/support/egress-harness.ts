@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from '../../core/audit/audit-log.js';
+import { validateEvent } from '../../core/audit/event-schema.js';
 import { silentLogger } from '../../core/log/logger.js';
 import { createMetricsRegistry } from '../../core/metrics/registry.js';
 import { createNetguard, createStaticResolver, type Netguard } from '../../core/netguard/index.js';
@@ -42,7 +43,8 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
   const store = PolicyStore.fromText(policyText, join(dir, 'policy.yaml'));
   const keys = await Keystore.open(dir, { retainRetiredMs: 60_000 });
   const revocations = await RevocationList.open(dir);
-  const audit = await AuditLog.open({ dir: join(dir, 'audit'), flushIntervalMs: 10 });
+  // Every event the proxy writes in tests is validated: an invalid event fails the test that caused it.
+  const audit = await AuditLog.open({ dir: join(dir, 'audit'), flushIntervalMs: 10, validate: validateEvent });
   const netguard = createNetguard({ resolver: createStaticResolver(new Map(Object.entries(hosts))) });
   const registry = createMetricsRegistry({ processMetrics: false });
   const appended = new EventEmitter<{ event: [Record<string, unknown>] }>();
