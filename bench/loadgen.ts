@@ -148,7 +148,10 @@ async function runIdle(): Promise<object> {
   // Open in batches so the listen backlog is never the limit being measured.
   for (let i = 0; i < cfg.count; i += 100) {
     const batch = await Promise.allSettled(Array.from({ length: Math.min(100, cfg.count - i) }, tunnel));
-    for (const r of batch) r.status === 'fulfilled' ? sockets.push(r.value) : errors++;
+    for (const r of batch) {
+      if (r.status === 'fulfilled') sockets.push(r.value);
+      else errors++;
+    }
   }
   process.stdout.write(`${JSON.stringify({ open: sockets.length, errors })}\n`);
   // Hold until the runner has measured and closes our stdin.
