@@ -94,7 +94,9 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     if (status >= 500) options.logger.error({ err: err.message, correlation_id: req.id }, 'admin API error');
     // Requests refused before a route ran (bad JSON, unknown keys) are decisions too.
     if (req.url.startsWith('/v1/') && (err.validation || (err.statusCode !== undefined && err.statusCode < 500 && !isGatehouseError(err)))) {
-      audit(req, { operation: operationOf(req), activity: activityOf(req.method), outcome: { allow: false, reason: 'malformed_request' }, status });
+      const body = req.body as { tenant?: unknown } | undefined;
+      const tenant = typeof body?.tenant === 'string' && /^[a-z0-9][a-z0-9_-]{0,62}$/.test(body.tenant) ? body.tenant : undefined;
+      audit(req, { ...routeOf(req), outcome: { allow: false, reason: 'malformed_request' }, status, ...(tenant ? { tenant } : {}) });
     }
     void reply.code(status).send(body);
   });
@@ -103,8 +105,16 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     void reply.code(status).send(body);
   });
 
-  const operationOf = (req: FastifyRequest): string => `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
-  const activityOf = (method: string): 1 | 2 | 3 | 4 => (method === 'GET' ? 2 : method === 'DELETE' ? 4 : method === 'POST' ? 1 : 3);
+  // The same operation names and OCSF activities whether a call succeeds or is refused for its body.
+  const ROUTES: Readonly<Record<string, { operation: string; activity: 1 | 2 | 3 | 4 }>> = {
+    'POST /v1/sessions': { operation: 'CreateSession', activity: 1 },
+    'GET /v1/sessions': { operation: 'ListSessions', activity: 2 },
+    'POST /v1/sessions/:id/revoke': { operation: 'RevokeSession', activity: 3 },
+    'POST /v1/policy/reload': { operation: 'ReloadPolicy', activity: 3 },
+    'POST /v1/keys/rotate': { operation: 'RotateSigningKey', activity: 3 },
+  };
+  const routeOf = (req: FastifyRequest): { operation: string; activity: 1 | 2 | 3 | 4 } =>
+    ROUTES[`${req.method} ${req.routeOptions.url ?? ''}`] ?? { operation: `${req.method} ${req.url.split('?')[0]}`, activity: req.method === 'GET' ? 2 : 3 };
 
   const requireAdmin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = req.headers.authorization;

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { isGatehouseError } from '../core/errors/index.js';
 import { formatProblem, type Problem } from '../core/policy/index.js';
 import { auditVerify } from './audit-command.js';
+import { policyDiff, policyExplain, policyLint, policySchemaCommand, policyTest } from './policy-command.js';
 import { runUp } from './run-up.js';
 import { runtimeConfig } from './runtime-config.js';
 import { keysRotate, tokenIssue, tokenRevoke } from './token-command.js';
@@ -38,7 +39,22 @@ const OPTIONS = {
   'token revoke': { ...STATE, ...ADMIN, session: { type: 'string' }, reason: { type: 'string' } },
   'keys rotate': { ...STATE, ...ADMIN },
   'audit verify': { ...STATE, json: { type: 'boolean' } },
+  'policy lint': { help: { type: 'boolean', short: 'h' }, format: { type: 'string' }, strict: { type: 'boolean' }, list: { type: 'boolean' } },
+  'policy explain': {
+    help: { type: 'boolean', short: 'h' },
+    policy: { type: 'string' },
+    tenant: { type: 'string' },
+    grant: { type: 'string', multiple: true },
+    token: { type: 'string' },
+    address: { type: 'string', multiple: true },
+    format: { type: 'string' },
+  },
+  'policy test': { help: { type: 'boolean', short: 'h' }, format: { type: 'string' } },
+  'policy diff': { help: { type: 'boolean', short: 'h' }, format: { type: 'string' } },
+  'policy schema': { help: { type: 'boolean', short: 'h' }, tests: { type: 'boolean' } },
 } as const;
+
+const POSITIONALS: ReadonlySet<Command> = new Set(['audit verify', 'policy lint', 'policy explain', 'policy test', 'policy diff']);
 
 type Command = keyof typeof OPTIONS;
 
@@ -65,7 +81,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: OPTIONS[command], allowPositionals: command === 'audit verify', strict: true });
+    parsed = parseArgs({ args: rest, options: OPTIONS[command], allowPositionals: POSITIONALS.has(command), strict: true });
   } catch (e) {
     err(`gatehouse ${command}: ${(e as Error).message}\nRun "gatehouse --help" for usage.`);
     return 2;
@@ -75,7 +91,7 @@ async function main(argv: readonly string[]): Promise<number> {
     out(USAGE);
     return 0;
   }
-  const config = runtimeConfig(flags as Record<string, string | boolean | undefined>);
+  const config = runtimeConfig(flags as Record<string, string | boolean | undefined>, command === 'up');
   switch (command) {
     case 'up':
       return runUp(config, out, err);
@@ -87,6 +103,16 @@ async function main(argv: readonly string[]): Promise<number> {
       return keysRotate(flags, config, out);
     case 'audit verify':
       return auditVerify(parsed.positionals[0], flags['json'] === true, config, out);
+    case 'policy lint':
+      return policyLint(parsed.positionals, flags, out);
+    case 'policy explain':
+      return policyExplain(parsed.positionals, flags, out);
+    case 'policy test':
+      return policyTest(parsed.positionals, flags, out);
+    case 'policy diff':
+      return policyDiff(parsed.positionals, flags, out);
+    case 'policy schema':
+      return policySchemaCommand(flags, out);
   }
 }
 
@@ -103,6 +129,12 @@ function report(e: unknown): number {
   err(`gatehouse: unexpected error: ${(e as Error).message}`);
   return 1;
 }
+
+// A reader that goes away (`gatehouse audit verify | head`) is not an error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -62,19 +62,26 @@ function parseListen(text: string, what: string): Listen {
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-export function runtimeConfig(flags: Flags): RuntimeConfig {
+/**
+ * Resolve the settings a command uses. `serving` covers what only `gatehouse up` needs (the egress listener, log
+ * level, drain timeout): other commands neither read nor validate those, so a server's environment cannot
+ * break `gatehouse audit verify` run beside it.
+ */
+export function runtimeConfig(flags: Flags, serving: boolean): RuntimeConfig {
   const state = resolve(pick(flags, 'state', ENVIRONMENT.state, RUNTIME_DEFAULTS.state));
   const policy = pick(flags, 'policy', ENVIRONMENT.policy, '');
-  const logLevel = pick(flags, 'log-level', ENVIRONMENT.logLevel, RUNTIME_DEFAULTS.logLevel);
+  const logLevel = serving ? pick(flags, 'log-level', ENVIRONMENT.logLevel, RUNTIME_DEFAULTS.logLevel) : RUNTIME_DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `log level must be one of ${[...LOG_LEVELS].join(', ')}` });
-  const drainText = pick(flags, 'drain-timeout', ENVIRONMENT.drainTimeout, RUNTIME_DEFAULTS.drainTimeout);
+  const drainText = serving ? pick(flags, 'drain-timeout', ENVIRONMENT.drainTimeout, RUNTIME_DEFAULTS.drainTimeout) : RUNTIME_DEFAULTS.drainTimeout;
   const drain = parseDuration(drainText);
   if (drain === null) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `drain timeout must be a duration such as 10s, got "${drainText}"` });
+  // The admin address matters to `up` (to listen) and to commands that call the admin API (to find it).
+  const adminText = typeof flags['admin-listen'] === 'string' || serving || typeof flags['admin-url'] !== 'string' ? pick(flags, 'admin-listen', ENVIRONMENT.adminListen, RUNTIME_DEFAULTS.adminListen) : RUNTIME_DEFAULTS.adminListen;
   return {
     stateDir: state,
     policyFile: policy === '' ? null : resolve(policy),
-    egress: parseListen(pick(flags, 'egress-listen', ENVIRONMENT.egressListen, RUNTIME_DEFAULTS.egressListen), 'egress listen address'),
-    admin: parseListen(pick(flags, 'admin-listen', ENVIRONMENT.adminListen, RUNTIME_DEFAULTS.adminListen), 'admin listen address'),
+    egress: parseListen(serving ? pick(flags, 'egress-listen', ENVIRONMENT.egressListen, RUNTIME_DEFAULTS.egressListen) : RUNTIME_DEFAULTS.egressListen, 'egress listen address'),
+    admin: parseListen(adminText, 'admin listen address'),
     logLevel,
     drainTimeoutMs: drain,
     issuer: pick(flags, 'issuer', ENVIRONMENT.issuer, RUNTIME_DEFAULTS.issuer),

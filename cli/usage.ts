@@ -2,7 +2,7 @@ export const USAGE = `gatehouse: egress proxy and credential broker for AI-agent
 
 Usage:
   gatehouse up [--state DIR] [--policy FILE] [--egress-listen IP:PORT] [--admin-listen IP:PORT]
-               [--log-level LEVEL] [--drain-timeout 10s]
+               [--log-level LEVEL] [--drain-timeout 10s] [--issuer NAME]
       Run every component in one process. First run creates the state directory (mode 0700) with the
       signing key, admin token, revocation list and audit log, and a default policy if --policy is not given.
 
@@ -10,16 +10,37 @@ Usage:
       Print an egress session token, refusing destinations outside the tenant's ceiling and TTLs above the
       policy maximum. Signs with the key in --state; needs no running server.
 
-  gatehouse token revoke --session S [--reason TEXT]
+  gatehouse token revoke --session S [--reason TEXT] [--admin-url URL]
       Revoke a session through the running admin API: new connections are refused and live ones cut at once.
 
-  gatehouse keys rotate
+  gatehouse keys rotate [--admin-url URL]
       Start signing with a new key; tokens signed by the old key stay valid until they expire.
 
   gatehouse audit verify [DIR] [--json]
       Check every audit hash chain; exit 1 naming the first edited, deleted, inserted or reordered record.
 
-Common flags (flag > environment > default):
+  gatehouse policy lint FILE... [--format text|json] [--strict] [--list]
+      Every problem in each policy as file:line:col: severity code message. Exit 0 clean (warnings allowed
+      unless --strict), 1 errors, 2 usage. --list prints every lint code and what it means.
+
+  gatehouse policy explain --policy FILE (--tenant T [--grant PATTERN]... | --token JWT) DESTINATION
+                           [--address IP]... [--format text|json]
+      The decision the proxy would make for DESTINATION (host:port, host or URL), its reason code and the rule
+      (with file:line) that decided. --address says what the name resolves to, to run the address guard too.
+
+  gatehouse policy test [DIR|FILE]... [--format text|json|junit]
+      Run policy test files (*.test.yaml): cases of tenant, grant and destination with the expected decision.
+      Exit 1 when any case fails.
+
+  gatehouse policy diff OLD NEW [--format text|json]
+      What changes in effect: per tenant, destinations newly allowed or denied, limits, exceptions, TTLs.
+      Exit 0 no change, 1 changes.
+
+  gatehouse policy schema [--tests]
+      Print the policy JSON Schema (policies/schema.json), or with --tests the test-file schema
+      (policies/test-schema.json).
+
+Settings (flag > environment > default); each command accepts only the flags shown for it above:
   --state DIR          GATEHOUSE_STATE          ./.gatehouse
   --policy FILE        GATEHOUSE_POLICY         <state>/policy.yaml
   --egress-listen      GATEHOUSE_EGRESS_LISTEN  127.0.0.1:3128

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Reason } from '../core/errors/index.js';
 import { canonicalizeHost, DialError, formatIp, hostForAuthority, type IpAddress, type Netguard } from '../core/netguard/index.js';
@@ -62,6 +63,15 @@ export interface ForwardOptions {
   readonly onDone: (result: ForwardResult) => void;
 }
 
+/** Counts request body bytes on their way upstream (the exchange's bytes_out), passing them through untouched. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
 /**
  * One proxied exchange, as the undici dispatch handler. A class rather than closures: this object is the only
  * allocation per request on the relay path, and its methods are shared.
@@ -72,17 +82,16 @@ class HttpExchange implements Dispatcher.DispatchHandler {
   private bytesDown = 0;
   private settled = false;
   private waitingForDrain = false;
-  // Held here: Node detaches req.socket once the response has finished, which is when bytes are counted.
+  // Held here: Node detaches req.socket once the response has finished.
   private readonly socket: IncomingMessage['socket'];
-  private readonly readAtStart: number;
 
   constructor(
-    private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    req: IncomingMessage,
+    private readonly counter: ByteCounter | null,
     private readonly options: ForwardOptions,
   ) {
     this.socket = req.socket;
-    this.readAtStart = req.socket.bytesRead;
     res.once('close', this.onClientClose);
   }
 
@@ -101,7 +110,7 @@ class HttpExchange implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClientClose);
-    const bytesUp = Math.max(0, this.socket.bytesRead - this.readAtStart);
+    const bytesUp = this.counter?.bytes ?? 0;
     this.options.onDone(failure ? { status: this.status, bytesUp, bytesDown: this.bytesDown, endReason, failure } : { status: this.status, bytesUp, bytesDown: this.bytesDown, endReason });
   }
 
@@ -157,14 +166,17 @@ class HttpExchange implements Dispatcher.DispatchHandler {
 export function forwardHttp(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
   const { target } = options;
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  const exchange = new HttpExchange(req, res, options);
+  // Bodies pass through a counter (requests without one, most of them, skip it).
+  const counter = hasBody ? new ByteCounter() : null;
+  if (counter) pipeline(req, counter, () => undefined);
+  const exchange = new HttpExchange(res, req, counter, options);
   options.agent.dispatch(
     {
       origin: `http://${options.address.family === 6 ? `[${formatIp(options.address)}]` : formatIp(options.address)}:${target.port}`,
       path: target.path,
       method: req.method as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, canonicalAuthority(target, 80), false),
-      body: hasBody ? req : null,
+      body: counter,
       headersTimeout: options.responseTimeoutMs,
       bodyTimeout: options.idleTimeoutMs,
       // A proxy relays exactly what it was asked; never retried or redirected here.

@@ -81,6 +81,14 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
     }
     if (kind === 'connect') socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     else upstream.write(upgradeHead(req, admission));
+    // The upstream's answer to an upgrade (101, or a refusal) is relayed as bytes; note its status for the record.
+    let upgradeStatus = 0;
+    if (kind === 'upgrade') {
+      upstream.once('data', (chunk: Buffer) => {
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(chunk.toString('latin1', 0, 16));
+        if (m) upgradeStatus = Number(m[1]);
+      });
+    }
     const tunnel = splice(socket, upstream, policy.egress.limits.tunnelIdleTimeoutMs);
     // Bytes the client sent right behind its request head go first (synchronously, before the pipe starts).
     if (head.length > 0) upstream.write(head);
@@ -111,6 +119,7 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
         facts: admission,
         allow: true,
         reason: admission.decision.reason,
+        ...(kind === 'upgrade' ? { http: { method, path: admission.target.path, ...(upgradeStatus ? { status: upgradeStatus } : {}) } } : {}),
         bytesUp: result.bytesUp,
         bytesDown: result.bytesDown,
         endReason: ctx.shuttingDown && result.endReason === 'reset' ? 'shutdown' : result.endReason,

@@ -90,7 +90,7 @@ describe('curl through the proxy (credentials in the proxy URL)', () => {
     expect(sha(await readFile(out))).toBe(sha(BIG));
     // Each exchange ends in exactly one audit event, with the bytes it moved.
     const upload = await h.waitForEvent((e) => (e['http_request'] as { url?: { path?: string } } | undefined)?.url?.path === '/upload');
-    expect((upload['traffic'] as { bytes_out: number }).bytes_out).toBeGreaterThanOrEqual(BIG.length);
+    expect((upload['traffic'] as { bytes_out: number }).bytes_out).toBe(BIG.length); // body bytes, exactly
     expect((upload['unmapped'] as { gatehouse: Record<string, unknown> }).gatehouse['end_reason']).toBe('completed');
     const download = await h.waitForEvent((e) => (e['http_request'] as { url?: { path?: string } } | undefined)?.url?.path === '/big');
     expect((download['traffic'] as { bytes_in: number }).bytes_in).toBe(BIG.length);
@@ -153,6 +153,9 @@ describe('WebSocket upgrade through absolute-form (no tunnel)', () => {
       expect(reply).toBe('echo: ping');
       socket.close();
       expect(ws.upgrades).toEqual([`/chat origin.test:${ws.port} proxy-authorization=false`]);
+      const event = await h.waitForEvent((e) => (e['unmapped'] as { gatehouse: { kind?: string } }).gatehouse.kind === 'upgrade');
+      expect(event['http_request']).toMatchObject({ http_method: 'GET', url: { path: '/chat' } });
+      expect(event['http_response']).toEqual({ code: 101 });
     } finally {
       await agent.close();
       await ws.close();

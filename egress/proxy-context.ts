@@ -1,6 +1,5 @@
 import type { Socket } from 'node:net';
 import type { Agent } from 'undici';
-import type { Reason } from '../core/errors/index.js';
 import type { Logger } from '../core/log/logger.js';
 import type { CompiledPolicy, SessionLimits } from '../core/policy/index.js';
 import type { AdmissionDeps } from './admission.js';
@@ -95,9 +94,5 @@ export class ProxyContext {
       },
     });
     entry.detach.set(session, detach);
-  }
-
-  denyLog(reason: Reason, detail: Record<string, unknown>): void {
-    this.logger.debug({ reason, ...detail }, 'egress refused');
   }
 }

@@ -34,7 +34,11 @@ let token = '';
 let adminToken = '';
 const responses: string[] = [];
 
-const cli = (...args: string[]) => run(process.execPath, [CLI, ...args, '--state', state, '--policy', policyFile, '--admin-url', `http://127.0.0.1:${gh.adminPort}`], { env: cleanEnv() });
+// Each command takes only its own flags: the state directory always, the policy to issue, the admin URL to revoke.
+const cli = (...args: string[]) => {
+  const extra = args[0] === 'token' && args[1] === 'issue' ? ['--policy', policyFile] : args[0] === 'token' && args[1] === 'revoke' ? ['--admin-url', `http://127.0.0.1:${gh.adminPort}`] : [];
+  return run(process.execPath, [CLI, ...args, '--state', state, ...extra], { env: cleanEnv() });
+};
 const curl = async (path: string, extra: string[] = []): Promise<string> => {
   const r = await run('curl', ['-sS', '-i', '--max-time', '10', '-x', `http://gatehouse:${token}@127.0.0.1:${gh.egressPort}`, ...extra, `http://origin.test:${origin.port}${path}`], { env: cleanEnv() });
   responses.push(r.stdout, r.stderr);
@@ -74,6 +78,17 @@ describe('gatehouse up, end to end', () => {
     expect(gh.stdout()).toContain(`egress proxy  http://127.0.0.1:${gh.egressPort}`);
     expect(gh.stdout()).toContain('token issue');
     expect(gh.stdout()).not.toContain(adminToken);
+  });
+
+  it('refuses a second gatehouse up on the same state directory', async () => {
+    const second = await run(process.execPath, [CLI, 'up', '--state', state, '--policy', policyFile, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv(), timeoutMs: 20_000 });
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain('GH_ERR_STATE_LOCKED');
+  });
+
+  it('lets other commands ignore the server-only settings in their environment', async () => {
+    const verify = await run(process.execPath, [CLI, 'audit', 'verify', '--state', state], { env: cleanEnv({ GATEHOUSE_EGRESS_LISTEN: 'not-an-address', GATEHOUSE_LOG_LEVEL: 'loud' }) });
+    expect(verify.code).toBe(0);
   });
 
   it('issues a token with the CLI and proxies curl with it', async () => {

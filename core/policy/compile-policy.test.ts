@@ -77,13 +77,12 @@ describe('compilePolicy', () => {
     expect(errors[0]).toMatch(/^2:\d+ yaml-too-complex$/);
   });
 
-  it('warns about unsafe exceptions but compiles', () => {
-    const { policy, problems } = compilePolicy(
-      'version: 1\negress:\n  unsafe_allow_private:\n    - {host: origin.test, cidr: 127.0.0.0/8}\n',
-      'p.yaml',
-    );
+  it('warns about unexplained unsafe exceptions but compiles; a stated reason is a reviewed exception', () => {
+    const { policy, problems } = compilePolicy('version: 1\negress:\n  unsafe_allow_private:\n    - {host: origin.test, cidr: 127.0.0.0/8}\n', 'p.yaml');
     expect(policy).not.toBeNull();
     expect(problems.map((p) => `${p.severity} ${p.code}`)).toEqual(['warning unsafe-exception']);
+    const reviewed = compilePolicy('version: 1\negress:\n  unsafe_allow_private:\n    - {host: origin.test, cidr: 127.0.0.0/8, reason: local test origin}\n', 'p.yaml');
+    expect(reviewed.problems).toEqual([]);
   });
 
   it('accepts an empty tenant list (everything is refused)', () => {

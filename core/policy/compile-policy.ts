@@ -8,7 +8,7 @@ import { POLICY_BOUNDS, POLICY_DEFAULTS as D } from './defaults.js';
 import { parseDestPattern } from './dest-pattern.js';
 import { portInSet } from './port-set.js';
 import { buildIndex } from './rule-index.js';
-import { policySchema, type DestRuleInput, type PolicyDocument } from './schema.js';
+import { egressSectionSchema, policySchema, tenantSchema, tokensSectionSchema, type DestRuleInput, type PolicyDocument } from './schema.js';
 import { schemaProblems } from './schema-problems.js';
 import { locate, parseYamlSource, type PathItem, type Problem, type YamlSource } from './yaml-source.js';
 
@@ -80,7 +80,8 @@ class Compiler {
         this.report([...path, 'cidr'], 'error', 'over-broad', `"${entry.cidr}" is too wide for an exception; name the narrow range the host lives in`);
       }
       if (host && range) {
-        this.report(path, 'warning', 'unsafe-exception', `${host.host} may reach private range ${range.text}`);
+        // A stated reason is a reviewed exception; an unexplained one is flagged for review.
+        if (!entry.reason) this.report(path, 'warning', 'unsafe-exception', `${host.host} may reach private range ${range.text}, and no reason says why`);
         out.push({ host: host.host, cidr: range, ruleId: `egress.unsafe_allow_private[${i}]` });
       }
     });
@@ -145,6 +146,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
 
   const tenants = new Map<string, CompiledTenant>();
   (doc.tenants ?? []).forEach((t, i) => {
+    if (!t) return; // a tenant that failed the schema (reported there); its neighbours are still checked
     const path = ['tenants', i];
     if (tenants.has(t.name)) {
       c.report([...path, 'name'], 'error', 'duplicate-tenant', `tenant "${t.name}" is defined more than once`);
@@ -197,7 +199,29 @@ export function compilePolicy(text: string, file: string): CompileResult {
   const parsed = policySchema.safeParse(source.data);
   if (!parsed.success) {
     const found = schemaProblems(policySchema as never, parsed.error.issues, source);
-    return { policy: null, problems: found.sort((a, b) => a.line - b.line || a.col - b.col) };
+    // Report every problem, not one phase at a time: sections that are themselves valid are compiled too, so
+    // an over-broad pattern shows up in the same run as a typo elsewhere in the file.
+    const semantic = compileDocument(validSections(source.data as Record<string, unknown>), source).problems;
+    const seen = new Set(found.map((p) => `${p.line}:${p.col}`));
+    const all = [...found, ...semantic.filter((p) => !seen.has(`${p.line}:${p.col}`))];
+    return { policy: null, problems: all.sort((a, b) => a.line - b.line || a.col - b.col) };
   }
   return compileDocument(parsed.data, source);
+}
+
+/** The parts of an invalid policy that pass the schema on their own, at their original positions. */
+function validSections(data: Record<string, unknown>): PolicyDocument {
+  const doc: PolicyDocument = { version: 1 };
+  const tokens = tokensSectionSchema.safeParse(data['tokens']);
+  if (tokens.success && tokens.data) doc.tokens = tokens.data;
+  const egress = egressSectionSchema.safeParse(data['egress']);
+  if (egress.success && egress.data) doc.egress = egress.data;
+  if (Array.isArray(data['tenants'])) {
+    // Invalid tenants become holes so every valid one keeps its index (locations are computed from it).
+    doc.tenants = (data['tenants'] as unknown[]).map((t) => {
+      const tenant = tenantSchema.safeParse(t);
+      return tenant.success ? tenant.data : (undefined as never);
+    });
+  }
+  return doc;
 }

@@ -42,7 +42,7 @@ export const destRuleSchema = z
           .optional()
           .describe('Ports this rule covers. Absent: 80 and 443. Empty is an error (a rule that can never match).'),
         mode: mode.optional().describe('Per-rule mode, for deny rules. Absent: the tenant\'s (or egress default) mode.'),
-        note: z.string().max(500).optional().describe('Free text for reviewers; not used by Gatehouse.'),
+        note: z.string().max(500).optional().describe('Free text for reviewers; not used by Gatehouse. Absent: none.'),
       })
       .describe('A destination with an explicit port list.'),
   ])
@@ -92,7 +92,7 @@ const privateException = z
   .strictObject({
     host: z.string().min(1).describe('The exact destination host (a name or an IP literal) that may reach the range.'),
     cidr: z.string().min(1).describe('The private range it may reach, e.g. 10.1.2.0/24 or 127.0.0.1/32. At most /8 (IPv4) or /16 (IPv6) wide.'),
-    reason: z.string().max(500).optional().describe('Why the exception exists, for reviewers.'),
+    reason: z.string().max(500).optional().describe('Why the exception exists, for reviewers (lint asks for one). Absent: none given.'),
   })
   .describe('One narrow exception to the address guard.');
 

@@ -1,0 +1,174 @@
+import { readFile } from 'node:fs/promises';
+import { relative, resolve } from 'node:path';
+import { decodeJwt } from 'jose';
+import { GatehouseError } from '../core/errors/index.js';
+import { compilePolicy, formatProblem, type Problem } from '../core/policy/index.js';
+import { policyJsonSchemaText, testFileJsonSchemaText } from '../core/policy/json-schema.js';
+import { SECTIONS } from '../core/policy/tools/sections.js';
+import { explainEgress, ExplainError, type Explanation } from '../core/policy/tools/explain.js';
+import { lintCodes, lintPolicy } from '../core/policy/tools/lint-policy.js';
+import { findTestFiles, runTestFile, toJunit, type FileResult } from '../core/policy/tools/policy-test.js';
+import type { DiffEntry } from '../core/policy/tools/section.js';
+
+type Flags = Readonly<Record<string, string | boolean | string[] | undefined>>;
+type Out = (s: string) => void;
+
+const usage = (detail: string): GatehouseError => new GatehouseError('GH_ERR_USAGE', { detail });
+
+function format(flags: Flags, allowed: readonly string[]): string {
+  const f = typeof flags['format'] === 'string' ? flags['format'] : 'text';
+  if (!allowed.includes(f)) throw usage(`--format must be one of ${allowed.join(', ')}`);
+  return f;
+}
+
+async function readText(file: string): Promise<string | Problem> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    return { file, line: 1, col: 1, severity: 'error', code: 'unreadable', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
+}
+
+/** `gatehouse policy lint FILE...`: exit 0 clean (warnings allowed unless --strict), 1 errors, 2 usage. */
+export async function policyLint(files: readonly string[], flags: Flags, out: Out): Promise<number> {
+  if (flags['list'] === true) {
+    for (const [code, meaning] of Object.entries(lintCodes())) out(`${code.padEnd(18)} ${meaning}`);
+    return 0;
+  }
+  if (files.length === 0) throw usage('policy lint needs at least one FILE');
+  const fmt = format(flags, ['text', 'json']);
+  const all: Problem[] = [];
+  for (const file of files) {
+    const text = await readText(file);
+    if (typeof text !== 'string') all.push(text);
+    else all.push(...lintPolicy(text, file).problems);
+  }
+  const errors = all.filter((p) => p.severity === 'error').length;
+  const warnings = all.length - errors;
+  if (fmt === 'json') out(JSON.stringify({ files: files.length, errors, warnings, problems: all }, null, 2));
+  else {
+    for (const p of all) out(formatProblem(p));
+    out(`${files.length} file(s): ${errors} error(s), ${warnings} warning(s)`);
+  }
+  return errors > 0 || (flags['strict'] === true && warnings > 0) ? 1 : 0;
+}
+
+async function loadPolicy(file: string) {
+  const text = await readText(file);
+  if (typeof text !== 'string') throw new GatehouseError('GH_ERR_POLICY_INVALID', { count: 1 }, { details: [text] });
+  const { policy, problems } = compilePolicy(text, file);
+  if (!policy) {
+    const errors = problems.filter((p) => p.severity === 'error');
+    throw new GatehouseError('GH_ERR_POLICY_INVALID', { count: errors.length }, { details: errors });
+  }
+  return policy;
+}
+
+function printExplanation(e: Explanation, out: Out): void {
+  out(`${e.decision.toUpperCase()}  ${e.reason}${e.enforceWouldDeny ? '  (report mode: allowed, would be denied when enforced)' : ''}`);
+  out(`  destination   ${e.destination.host}:${e.destination.port}   tenant ${e.tenant}   mode ${e.mode}`);
+  for (const s of e.steps) out(`  ${s.stage.padEnd(13)} ${s.result}${s.rule ? `   ${s.rule.id} ${s.rule.text}${s.rule.location ? `  (${s.rule.location})` : ''}` : ''}`);
+  out(e.decidedBy ? `  decided by    ${e.decidedBy.id} ${e.decidedBy.text}${e.decidedBy.location ? `  (${e.decidedBy.location})` : ''}` : '  decided by    no rule matched (deny by default)');
+  if (e.grantAssumed) out('  * no --grant or --token: the grant is taken to be the destination itself, so this explains the policy alone');
+}
+
+/**
+ * `gatehouse policy explain --policy FILE (--tenant T [--grant P]... | --token JWT) DESTINATION [--address IP]...`:
+ * the decision the proxy would make, why, and the rule (with file:line) that decided.
+ */
+export async function policyExplain(positionals: readonly string[], flags: Flags, out: Out): Promise<number> {
+  const destination = positionals[0];
+  if (!destination || positionals.length > 1) throw usage('policy explain needs exactly one DESTINATION (host:port, host or URL)');
+  if (typeof flags['policy'] !== 'string') throw usage('policy explain needs --policy FILE');
+  const policy = await loadPolicy(flags['policy']);
+  let tenant = typeof flags['tenant'] === 'string' ? flags['tenant'] : undefined;
+  let grant = Array.isArray(flags['grant']) ? flags['grant'] : undefined;
+  if (typeof flags['token'] === 'string') {
+    // The claims are read, not verified: explain answers "what would this token be allowed", offline.
+    let claims: Record<string, unknown>;
+    try {
+      claims = decodeJwt(flags['token']) as Record<string, unknown>;
+    } catch {
+      throw usage('--token is not a JWT');
+    }
+    tenant ??= typeof claims['tenant'] === 'string' ? claims['tenant'] : undefined;
+    grant ??= Array.isArray(claims['egress']) ? (claims['egress'] as string[]) : [];
+  }
+  if (!tenant) throw usage('policy explain needs --tenant T or --token JWT');
+  const addresses = Array.isArray(flags['address']) ? flags['address'] : undefined;
+  let explanation: Explanation;
+  try {
+    explanation = explainEgress(policy, { tenant, destination, ...(grant ? { grant } : {}), ...(addresses ? { addresses } : {}) });
+  } catch (err) {
+    if (err instanceof ExplainError) throw usage(err.message);
+    throw err;
+  }
+  if (format(flags, ['text', 'json']) === 'json') out(JSON.stringify(explanation, null, 2));
+  else printExplanation(explanation, out);
+  return 0;
+}
+
+function printTestResults(results: readonly FileResult[], out: Out): void {
+  for (const r of results) {
+    out(relative(process.cwd(), r.file) || r.file);
+    for (const p of r.problems) out(`  ✗ ${formatProblem(p)}`);
+    for (const c of r.cases) {
+      out(`  ${c.passed ? '✓' : '✗'} ${c.name}${c.passed ? '' : `  (${relative(process.cwd(), r.file)}:${c.line})`}`);
+      if (c.error) out(`      ${c.error}`);
+      for (const line of c.diff) out(`      ${line}`);
+    }
+  }
+}
+
+/** `gatehouse policy test [DIR|FILE]...`: exit 0 when every case passes, 1 otherwise. */
+export async function policyTest(paths: readonly string[], flags: Flags, out: Out): Promise<number> {
+  const fmt = format(flags, ['text', 'json', 'junit']);
+  const files = await findTestFiles(paths.length > 0 ? paths.map((p) => resolve(p)) : [process.cwd()]).catch((err: NodeJS.ErrnoException) => {
+    throw usage(`cannot read ${err.path ?? 'the path given'}`);
+  });
+  if (files.length === 0) throw usage('no test files (*.test.yaml) found');
+  const results: FileResult[] = [];
+  for (const file of files) results.push(await runTestFile(file));
+  const cases = results.flatMap((r) => r.cases);
+  const failed = cases.filter((c) => !c.passed).length + results.filter((r) => r.problems.length > 0).length;
+  if (fmt === 'junit') out(toJunit(results));
+  else if (fmt === 'json') out(JSON.stringify({ files: results, passed: cases.length - cases.filter((c) => !c.passed).length, failed }, null, 2));
+  else {
+    printTestResults(results, out);
+    out(`${cases.filter((c) => c.passed).length} passed, ${failed} failed`);
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+function printDiff(entries: readonly DiffEntry[], out: Out): void {
+  if (entries.length === 0) {
+    out('no semantic changes');
+    return;
+  }
+  const groups = new Map<string, DiffEntry[]>();
+  for (const e of entries) {
+    const key = e.tenant ? `tenant ${e.tenant}` : e.section;
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  const sign: Record<DiffEntry['change'], string> = { added: '+', removed: '-', changed: '~', 'newly-allowed': '+ allow', 'no-longer-allowed': '- allow', 'newly-denied': '+ deny ', 'no-longer-denied': '- deny ' };
+  for (const [group, list] of groups) {
+    out(group);
+    for (const e of list) out(`  ${sign[e.change].padEnd(7)} ${e.subject}${e.before !== undefined || e.after !== undefined ? `  ${e.before ?? ''}${e.before !== undefined && e.after !== undefined ? ' -> ' : ''}${e.after ?? ''}` : ''}`);
+  }
+}
+
+/** `gatehouse policy diff OLD NEW`: what changes in effect. Exit 0 no change, 1 changes, 2 usage or invalid. */
+export async function policyDiff(positionals: readonly string[], flags: Flags, out: Out): Promise<number> {
+  if (positionals.length !== 2) throw usage('policy diff needs OLD and NEW');
+  const [before, after] = await Promise.all([loadPolicy(positionals[0] as string), loadPolicy(positionals[1] as string)]);
+  const entries = SECTIONS.flatMap((s) => s.diff(before, after));
+  if (format(flags, ['text', 'json']) === 'json') out(JSON.stringify({ changes: entries }, null, 2));
+  else printDiff(entries, out);
+  return entries.length > 0 ? 1 : 0;
+}
+
+/** `gatehouse policy schema`: the JSON Schema editors and CI validate policies with. */
+export function policySchemaCommand(flags: Flags, out: (s: string) => void): number {
+  out((flags['tests'] === true ? testFileJsonSchemaText() : policyJsonSchemaText()).trimEnd());
+  return 0;
+}

@@ -1,0 +1,14 @@
+import { diffEgress, diffTokens } from './egress-diff.js';
+import { EGRESS_LINT_CODES, lintEgress } from './egress-lint.js';
+import { lintSecrets, SECRETS_LINT_CODES } from './secrets-lint.js';
+import type { PolicySection } from './section.js';
+
+/**
+ * Every policy section the tools know. A new section (broker, MCP tools) adds an entry here and `lint`,
+ * `diff` and `lint --list` cover it with no other change.
+ */
+export const SECTIONS: readonly PolicySection[] = [
+  { name: 'tokens', lintCodes: {}, lint: () => [], diff: diffTokens },
+  { name: 'egress', lintCodes: EGRESS_LINT_CODES, lint: lintEgress, diff: diffEgress },
+  { name: 'secrets', lintCodes: SECRETS_LINT_CODES, lint: lintSecrets, diff: () => [] },
+];
