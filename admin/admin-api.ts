@@ -18,7 +18,7 @@ export interface LiveSession {
 }
 
 export interface AdminAuditWriter {
-  append(source: 'control', event: Record<string, unknown>): number;
+  append(source: 'control', event: Record<string, unknown>): void;
 }
 
 export interface AdminApiOptions {

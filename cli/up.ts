@@ -5,6 +5,7 @@ import { createAdminApi, SessionRegistry } from '../admin/index.js';
 import { AuditLog } from '../core/audit/audit-log.js';
 import { controlEvent } from '../core/audit/control-events.js';
 import { validateEvent } from '../core/audit/event-schema.js';
+import { createAuditMetrics } from '../core/audit/audit-metrics.js';
 import { GatehouseError } from '../core/errors/index.js';
 import { createLogger, type Logger } from '../core/log/logger.js';
 import { createMetricsRegistry } from '../core/metrics/registry.js';
@@ -73,12 +74,22 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
   const adminToken = await loadOrCreateAdminToken(config.stateDir);
   const revocations = await RevocationList.open(config.stateDir);
   const sessions = await SessionRegistry.open(config.stateDir);
+  const registry = createMetricsRegistry();
+  const auditMetrics = createAuditMetrics(registry);
+  const a = store.current.audit;
   const audit = await AuditLog.open({
     dir: join(config.stateDir, 'audit'),
+    flushIntervalMs: a.flushIntervalMs,
+    segmentMaxBytes: a.segmentMaxBytes,
+    segmentMaxAgeMs: a.segmentMaxAgeMs,
+    checkpointIntervalMs: a.checkpointIntervalMs,
+    retentionMs: a.retentionMs,
+    maxPendingBytes: a.maxPendingBytes,
+    policyVersion: store.current.version,
     validate: validateEvent,
-    onError: (err) => logger.error({ err: err.message }, 'audit log write failed; events kept in memory and retried'),
+    onError: (message) => logger.error({ err: message }, 'audit log write failed; events kept in memory and retried'),
+    onStats: (stats) => auditMetrics.update(stats),
   });
-  const registry = createMetricsRegistry();
   const netguard = createNetguard({ resolver: createResolverFromSettings(store.current.egress.resolver) });
 
   const proxy = createEgressProxy({
@@ -114,6 +125,15 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
   watchPolicy(store, audit, logger, () => {
     proxy.applyPolicy();
     netguard.setResolver(createResolverFromSettings(store.current.egress.resolver));
+    const next = store.current.audit;
+    audit.configure({
+      rotation: { segmentMaxBytes: next.segmentMaxBytes, segmentMaxAgeMs: next.segmentMaxAgeMs },
+      checkpointIntervalMs: next.checkpointIntervalMs,
+      retentionMs: next.retentionMs,
+      maxPendingBytes: next.maxPendingBytes,
+      policyVersion: store.current.version,
+    });
+    audit.flushIntervalMs = next.flushIntervalMs;
   });
 
   let egressAddress;

@@ -29,6 +29,11 @@ export interface EgressEventInput {
   readonly bytesDown?: number;
   /** How an allowed connection ended: completed, client_closed, upstream_error, idle_timeout, session_revoked, token_expired, shutdown. */
   readonly endReason?: string;
+  /**
+   * Strict durability splits an allowed connection in two: the `decision` event, on disk before anything is
+   * relayed, and the `end` event with bytes and duration. Absent (batched mode): one event, at the end.
+   */
+  readonly phase?: 'decision' | 'end';
 }
 
 const endpoint = (ip: string | undefined, port: number | undefined): Record<string, unknown> => {
@@ -57,6 +62,7 @@ export function egressEvent(input: EgressEventInput): Record<string, unknown> {
   const gatehouse: Record<string, unknown> = { kind: input.kind };
   if (facts.authDetail) gatehouse['auth_detail'] = facts.authDetail;
   if (input.endReason) gatehouse['end_reason'] = input.endReason;
+  if (input.phase) gatehouse['phase'] = input.phase;
   if (input.kind === 'upgrade') gatehouse['upgrade'] = true;
 
   const body: Record<string, unknown> = { src_endpoint: endpoint(input.client.ip, input.client.port) };

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { REASONS } from '../core/errors/index.js';
 import type { Admission } from './admission.js';
+import type { EgressEventInput } from './egress-events.js';
 import { admit } from './admission.js';
 import { denyResponse } from './deny-response.js';
 import { forwardHttp, type ForwardResult } from './forward-http.js';
@@ -27,24 +29,34 @@ function end(p: Pending): void {
 
 function refused(p: Pending, admission: Extract<Admission, { ok: false }>, decidedIn: number): void {
   const { ctx, req, res } = p;
+  const event = (status: number): EgressEventInput => ({
+    kind: 'http',
+    correlationId: p.correlationId,
+    startTime: p.startTime,
+    endTime: Date.now(),
+    facts: admission,
+    allow: false,
+    reason: admission.reason,
+    client: { ip: req.socket.remoteAddress, port: req.socket.remotePort },
+    http: admission.target ? { method: req.method ?? 'GET', status, path: admission.target.path } : { method: req.method ?? 'GET', status },
+  });
   // An unauthenticated client may retry on the same connection with credentials; a malformed one is done.
-  denyResponse(res, admission.reason, p.correlationId, admission.reason === 'malformed_request' || admission.reason === 'host_mismatch');
-  req.resume(); // drain any body so the connection can be reused
-  ctx.record(
-    {
-      kind: 'http',
-      correlationId: p.correlationId,
-      startTime: p.startTime,
-      endTime: Date.now(),
-      facts: admission,
-      allow: false,
-      reason: admission.reason,
-      client: { ip: req.socket.remoteAddress, port: req.socket.remotePort },
-      http: admission.target ? { method: req.method ?? 'GET', status: res.statusCode, path: admission.target.path } : { method: req.method ?? 'GET', status: res.statusCode },
-    },
-    decidedIn,
-  );
-  end(p);
+  const respond = (): void => {
+    denyResponse(res, admission.reason, p.correlationId, admission.reason === 'malformed_request' || admission.reason === 'host_mismatch');
+    req.resume(); // drain any body so the connection can be reused
+  };
+  if (!ctx.strict) {
+    respond();
+    ctx.record(event(res.statusCode), decidedIn);
+    end(p);
+    return;
+  }
+  // Strict durability: the refusal is on disk before the client hears of it.
+  void ctx.recordDurable(event(REASONS[admission.reason].status), decidedIn).then((ok) => {
+    if (ok) respond();
+    else denyResponse(res, 'audit_unavailable', p.correlationId, true);
+    end(p);
+  });
 }
 
 function proceed(p: Pending, admission: Admission): void {
@@ -53,6 +65,35 @@ function proceed(p: Pending, admission: Admission): void {
     refused(p, admission, decidedIn);
     return;
   }
+  if (!p.ctx.strict) {
+    relay(p, admission, decidedIn, false);
+    return;
+  }
+  // Strict durability: the decision is on disk before a byte is relayed; the end event follows, batched.
+  const { req } = p;
+  const decision: EgressEventInput = {
+    kind: 'http',
+    phase: 'decision',
+    correlationId: p.correlationId,
+    startTime: p.startTime,
+    endTime: Date.now(),
+    facts: admission,
+    allow: true,
+    reason: admission.decision.reason,
+    client: { ip: req.socket.remoteAddress, port: req.socket.remotePort },
+    http: { method: req.method ?? 'GET', path: admission.target.path },
+  };
+  void p.ctx.recordDurable(decision, decidedIn).then((ok) => {
+    if (ok) relay(p, admission, decidedIn, true);
+    else {
+      p.ctx.tracker.release(admission.claims.sub);
+      denyResponse(p.res, 'audit_unavailable', p.correlationId, true);
+      end(p);
+    }
+  });
+}
+
+function relay(p: Pending, admission: Extract<Admission, { ok: true }>, decidedIn: number, strict: boolean): void {
   const { ctx, req, res } = p;
   const { claims, target } = admission;
   const client = { ip: req.socket.remoteAddress, port: req.socket.remotePort };
@@ -71,6 +112,7 @@ function proceed(p: Pending, admission: Admission): void {
       ctx.record(
         {
           kind: 'http',
+          ...(strict ? { phase: 'end' as const } : {}),
           correlationId: p.correlationId,
           startTime: p.startTime,
           endTime: Date.now(),
@@ -83,7 +125,8 @@ function proceed(p: Pending, admission: Admission): void {
           bytesDown: result.bytesDown,
           endReason: result.endReason,
         },
-        decidedIn,
+        // The end event of a strict-mode exchange is not a second decision: it carries no decision metric.
+        strict ? null : decidedIn,
       );
       end(p);
     },

@@ -57,12 +57,28 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
     const admission = pending instanceof Promise ? await pending : pending;
     const decidedIn = (performance.now() - t0) / 1000;
     if (!admission.ok) {
-      denySocket(socket, admission.reason, correlationId);
-      ctx.record({ ...base, endTime: Date.now(), facts: admission, allow: false, reason: admission.reason }, decidedIn);
+      const refusal = { ...base, endTime: Date.now(), facts: admission, allow: false, reason: admission.reason };
+      if (!ctx.strict) {
+        denySocket(socket, admission.reason, correlationId);
+        ctx.record(refusal, decidedIn);
+      } else {
+        // Strict durability: the refusal is on disk before the client hears of it.
+        denySocket(socket, (await ctx.recordDurable(refusal, decidedIn)) ? admission.reason : 'audit_unavailable', correlationId);
+      }
       return;
     }
     const { claims, limits } = admission;
     const policy = admission.policy;
+    const strict = ctx.strict;
+    if (strict) {
+      // Strict durability: the decision is on disk before anything is dialled or relayed.
+      const decision = { ...base, phase: 'decision' as const, endTime: Date.now(), facts: admission, allow: true, reason: admission.decision.reason, ...(kind === 'upgrade' ? { http: { method, path: admission.target.path } } : {}) };
+      if (!(await ctx.recordDurable(decision, decidedIn))) {
+        ctx.tracker.release(claims.sub);
+        denySocket(socket, 'audit_unavailable', correlationId);
+        return;
+      }
+    }
     let failure: Reason | null = null;
     let upstream: Socket | null = null;
     const dialStart = performance.now();
@@ -76,7 +92,7 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
       ctx.tracker.release(claims.sub);
       upstream?.destroy();
       if (failure) denySocket(socket, failure, correlationId);
-      ctx.record({ ...base, endTime: Date.now(), facts: admission, allow: true, reason: admission.decision.reason, endReason: failure ?? 'client_closed', bytesUp: 0, bytesDown: 0 }, decidedIn);
+      ctx.record({ ...base, ...(strict ? { phase: 'end' as const } : {}), endTime: Date.now(), facts: admission, allow: true, reason: admission.decision.reason, endReason: failure ?? 'client_closed', bytesUp: 0, bytesDown: 0 }, strict ? null : decidedIn);
       return;
     }
     if (kind === 'connect') socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -115,6 +131,7 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
     ctx.record(
       {
         ...base,
+        ...(strict ? { phase: 'end' as const } : {}),
         endTime: Date.now(),
         facts: admission,
         allow: true,
@@ -124,7 +141,7 @@ export async function handleTunnel(ctx: ProxyContext, kind: Kind, req: IncomingM
         bytesDown: result.bytesDown,
         endReason: ctx.shuttingDown && result.endReason === 'reset' ? 'shutdown' : result.endReason,
       },
-      decidedIn,
+      strict ? null : decidedIn,
     );
   } catch (err) {
     ctx.logger.error({ err: (err as Error).message, correlation_id: correlationId }, 'tunnel handling failed');

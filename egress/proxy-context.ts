@@ -10,7 +10,9 @@ import { createAuthorityCache, type AuthorityCache } from './request-target.js';
 
 /** Where decisions are recorded. The audit log satisfies it. */
 export interface AuditWriter {
-  append(source: 'egress', event: Record<string, unknown>): number;
+  append(source: 'egress', event: Record<string, unknown>): void;
+  /** Resolves once the event is on disk (fsynced); rejects when it cannot be. Strict durability only. */
+  appendDurable(source: 'egress', event: Record<string, unknown>): Promise<void>;
 }
 
 interface SocketSessions {
@@ -40,7 +42,8 @@ export class ProxyContext {
 
   /** Record one decision: audit event, metric, debug log. Audit failures are logged, never thrown at the client. */
   record(input: EgressEventInput, decidedInSeconds: number | null): void {
-    this.metrics.decision(input.kind, input.allow, input.reason, decidedInSeconds);
+    // A strict-mode end event closes a decision already counted when it was recorded.
+    if (input.phase !== 'end') this.metrics.decision(input.kind, input.allow, input.reason, decidedInSeconds);
     if (input.bytesUp !== undefined || input.bytesDown !== undefined) this.metrics.transferred(input.bytesUp ?? 0, input.bytesDown ?? 0);
     try {
       this.audit.append('egress', egressEvent(input));
@@ -49,6 +52,27 @@ export class ProxyContext {
     }
     if (!input.allow) {
       this.logger.debug({ reason: input.reason, kind: input.kind, correlation_id: input.correlationId, session: input.facts.claims?.sub }, 'egress denied');
+    }
+  }
+
+  /** Strict durability: a decision's event must be on disk before the decision is acted on. */
+  get strict(): boolean {
+    return this.deps.policy().audit.durability === 'strict';
+  }
+
+  /**
+   * Record a decision durably before acting on it (strict mode). False when it could not be written: the
+   * caller then refuses the traffic with audit_unavailable, because nothing may happen that is not recorded.
+   */
+  async recordDurable(input: EgressEventInput, decidedInSeconds: number | null): Promise<boolean> {
+    this.metrics.decision(input.kind, input.allow, input.reason, decidedInSeconds);
+    try {
+      await this.audit.appendDurable('egress', egressEvent(input));
+      return true;
+    } catch (err) {
+      this.metrics.decision(input.kind, false, 'audit_unavailable', null);
+      this.logger.error({ err: (err as Error).message, correlation_id: input.correlationId }, 'strict audit: decision could not be recorded; refusing');
+      return false;
     }
   }
 

@@ -1,225 +1,178 @@
-import { hash } from 'node:crypto';
-import { mkdir, open, readdir, stat, truncate, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 import { GatehouseError } from '../errors/index.js';
+import { workerScript } from '../util/worker-script.js';
+import { AUDIT_SOURCES, type AuditSource } from './record-format.js';
+import type { ToMain, ToWorker, WireItem, WriterConfig, WriterStats } from './writer-protocol.js';
 
-/** The components that write audit events. Each has its own sequence and hash chain. */
-export const AUDIT_SOURCES = ['egress', 'broker', 'gateway', 'sds', 'control'] as const;
-export type AuditSource = (typeof AUDIT_SOURCES)[number];
-
-export const GENESIS_HASH = '0'.repeat(64);
-
-/** One line of the audit log. `prev` is the SHA-256 (hex) of the previous line's exact bytes in this source. */
-export interface AuditRecord<E = Record<string, unknown>> {
-  readonly v: 1;
-  readonly source: AuditSource;
-  readonly seq: number;
-  readonly prev: string;
-  readonly event: E;
-}
-
-// One-shot hashing (crypto.hash) avoids a Hash object per record: this runs once per audited decision.
-export const hashLine = (line: string): string => hash('sha256', line, 'hex');
-
-/** The buffers after the first `offset` bytes. */
-function sliceFrom(buffers: readonly Buffer[], offset: number): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = offset;
-  for (const b of buffers) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
-}
-
-export const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(12, '0')}.jsonl`;
-
-interface SourceState {
-  seq: number;
-  prev: string;
-  file: string;
-  handle: FileHandle | null;
-  /** The buffer being filled (off the V8 heap: lines are encoded into it as they are appended). */
-  current: Buffer;
-  used: number;
-  /** Filled buffers waiting to be written, in order. */
-  sealed: Buffer[];
-  sealedBytes: number;
-  writing: Promise<void>;
-}
-
-const BUFFER_BYTES = 256 * 1024;
+export { AUDIT_SOURCES, GENESIS_HASH, hashLine, segmentName, type AuditRecord, type AuditSource } from './record-format.js';
 
 export interface AuditLogOptions {
   readonly dir: string;
-  /** Events are written at least this often (the data plane never waits on the disk). */
+  /** Events are handed to the writer at least this often (the data plane never waits on the disk). */
   readonly flushIntervalMs?: number;
+  readonly segmentMaxBytes?: number;
+  readonly segmentMaxAgeMs?: number;
+  readonly checkpointIntervalMs?: number;
+  readonly retentionMs?: number;
+  readonly maxPendingBytes?: number;
+  readonly policyVersion?: string;
   /** Validate an event before it is written; throw to refuse it (an invalid event is a bug). */
   readonly validate?: (event: Record<string, unknown>) => void;
-  /** Called when a write fails; the events stay queued and are retried on the next flush. */
-  readonly onError?: (err: Error) => void;
+  /** Called when the writer reports a failure; events are kept and retried. */
+  readonly onError?: (message: string) => void;
+  readonly onStats?: (stats: WriterStats) => void;
 }
 
-/**
- * Read the last complete line of a segment. A torn final line (a crash mid-write) is cut off, so the chain
- * continues from the last record that was fully written.
- */
-async function lastCompleteLine(file: string): Promise<string | null> {
-  const info = await stat(file);
-  if (info.size === 0) return null;
-  const handle = await open(file, 'r');
-  try {
-    const window = Math.min(info.size, 1024 * 1024);
-    const buf = Buffer.alloc(window);
-    await handle.read(buf, 0, window, info.size - window);
-    let end = buf.length;
-    if (buf[end - 1] !== 0x0a) {
-      const lastNl = buf.lastIndexOf(0x0a);
-      await truncate(file, info.size - window + lastNl + 1);
-      if (lastNl === -1) return null;
-      end = lastNl + 1;
-    }
-    const prevNl = buf.lastIndexOf(0x0a, end - 2);
-    return buf.subarray(prevNl + 1, end - 1).toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
+const SOURCE_INDEX = new Map<AuditSource, number>(AUDIT_SOURCES.map((s, i) => [s, i]));
 
 /**
- * The durable, hash-chained audit log: `DIR/<source>/<first-seq>.jsonl`. Appends are synchronous and cheap
- * (sequence, hash, queue); a timer writes the queue at least every `flushIntervalMs`.
+ * The durable, hash-chained audit log: `DIR/<source>/<first-seq>.jsonl` segments written by a worker thread.
+ * `append` validates and serialises the event (the only work on the caller's thread) and queues it; the
+ * writer chains, writes, rotates and checkpoints. `appendDurable` resolves only once the event is fsynced.
  */
 export class AuditLog {
-  private readonly sources = new Map<AuditSource, SourceState>();
+  private queue: WireItem[] = [];
+  private queuedBytes = 0;
   private timer: NodeJS.Timeout | null = null;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private closed = false;
+  private latest: Record<string, { seq: number; hash: string }>;
+  publicKeyPem = '';
+  /** How long an appended event may wait before it is handed to the writer (a reload may change it). */
+  flushIntervalMs: number;
 
-  private constructor(private readonly options: AuditLogOptions) {}
+  private constructor(
+    private readonly worker: Worker,
+    private readonly options: AuditLogOptions,
+    heads: Record<string, { seq: number; hash: string }>,
+  ) {
+    this.latest = heads;
+    this.flushIntervalMs = options.flushIntervalMs ?? 50;
+  }
 
   static async open(options: AuditLogOptions): Promise<AuditLog> {
-    const log = new AuditLog(options);
     try {
       await mkdir(options.dir, { recursive: true, mode: 0o700 });
-      for (const source of AUDIT_SOURCES) await log.openSource(source);
     } catch (err) {
-      if (err instanceof GatehouseError) throw err;
       throw new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: (err as NodeJS.ErrnoException).code ?? 'error' }, { cause: err });
     }
+    const config: WriterConfig = {
+      dir: options.dir,
+      rotation: { segmentMaxBytes: options.segmentMaxBytes ?? 64 * 1024 * 1024, segmentMaxAgeMs: options.segmentMaxAgeMs ?? 3_600_000 },
+      checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
+      retentionMs: options.retentionMs ?? 30 * 86_400_000,
+      maxPendingBytes: options.maxPendingBytes ?? 64 * 1024 * 1024,
+      policyVersion: options.policyVersion ?? 'sha256:0000000000000000',
+    };
+    const worker = new Worker(workerScript(import.meta.url, 'core/audit/writer-worker.js'));
+    const ready = await new Promise<Extract<ToMain, { type: 'ready' }>>((resolve, reject) => {
+      const onMessage = (m: ToMain): void => {
+        if (m.type === 'ready') {
+          worker.off('message', onMessage);
+          resolve(m);
+        } else if (m.type === 'fatal') reject(new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: m.message }));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', (err) => reject(new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: err.message })));
+      worker.postMessage({ type: 'init', config } satisfies ToWorker);
+    });
+    const log = new AuditLog(worker, options, ready.heads);
+    log.publicKeyPem = ready.publicKeyPem;
+    worker.on('message', (m: ToMain) => log.onMessage(m));
+    worker.on('error', (err) => options.onError?.(`audit writer crashed: ${err.message}`));
+    worker.unref();
     return log;
   }
 
-  private async openSource(source: AuditSource): Promise<void> {
-    const dir = join(this.options.dir, source);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const segments = (await readdir(dir)).filter((f) => /^\d{12}\.jsonl$/.test(f)).sort();
-    let seq = 0;
-    let prev = GENESIS_HASH;
-    let file = join(dir, segmentName(1));
-    const last = segments[segments.length - 1];
-    if (last) {
-      file = join(dir, last);
-      const line = await lastCompleteLine(file);
-      if (line !== null) {
-        const record = JSON.parse(line) as AuditRecord;
-        seq = record.seq;
-        prev = hashLine(line);
-      }
+  private onMessage(m: ToMain): void {
+    if (m.type === 'ack') {
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (m.ok) w?.resolve();
+      else w?.reject(new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: m.error ?? 'write failed' }));
+    } else if (m.type === 'stats') {
+      this.latest = m.stats.heads;
+      this.options.onStats?.(m.stats);
+    } else if (m.type === 'error' || m.type === 'fatal') {
+      this.options.onError?.(m.message);
     }
-    this.sources.set(source, { seq, prev, file, handle: null, current: Buffer.allocUnsafe(BUFFER_BYTES), used: 0, sealed: [], sealedBytes: 0, writing: Promise.resolve() });
   }
 
-  /**
-   * Append one event. Returns the record's sequence number. Throws if the event fails validation: writing
-   * it would put a malformed record into the permanent trail.
-   */
-  append(source: AuditSource, event: Record<string, unknown>): number {
+  private item(source: AuditSource, event: Record<string, unknown>): WireItem {
     if (this.closed) throw new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: 'audit log is closed' });
     this.options.validate?.(event);
-    const state = this.sources.get(source) as SourceState;
-    const seq = state.seq + 1;
-    const line = JSON.stringify({ v: 1, source, seq, prev: state.prev, event } satisfies AuditRecord);
-    state.seq = seq;
-    state.prev = hashLine(line);
-    // Encode straight into the current buffer: the line string dies young and nothing big lives on the heap.
-    // UTF-8 needs at most 3 bytes per UTF-16 unit; seal the buffer first when the worst case would not fit.
-    const worst = line.length * 3 + 1;
-    if (state.used + worst > state.current.length) {
-      this.seal(state);
-      if (worst > state.current.length) state.current = Buffer.allocUnsafe(worst);
-    }
-    state.used += state.current.write(line, state.used, 'utf8');
-    state.current[state.used++] = 0x0a;
-    if (state.sealedBytes > 0) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), this.options.flushIntervalMs ?? 50);
-    return seq;
+    return [SOURCE_INDEX.get(source) as number, JSON.stringify(event)];
   }
 
-  /** Write everything queued so far. Resolves when it is on disk (not fsynced). */
-  async flush(): Promise<void> {
+  /** Queue one event. Throws if the event fails validation: writing it would put a malformed record in the trail. */
+  append(source: AuditSource, event: Record<string, unknown>): void {
+    const item = this.item(source, event);
+    this.queue.push(item);
+    this.queuedBytes += item[1].length;
+    if (this.queuedBytes > 128 * 1024) this.post();
+    else this.timer ??= setTimeout(() => this.post(), this.flushIntervalMs);
+  }
+
+  /** Write and fsync one event (and everything queued before it). Rejects when it cannot be made durable. */
+  appendDurable(source: AuditSource, event: Record<string, unknown>): Promise<void> {
+    const items = [...this.takeQueue(), this.item(source, event)];
+    return this.request({ type: 'durable', id: this.nextId++, items });
+  }
+
+  private takeQueue(): WireItem[] {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    await Promise.all([...this.sources.values()].map((s) => this.flushSource(s)));
+    const items = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    return items;
   }
 
-  /** Move the filled part of the current buffer to the write queue and start a fresh buffer. */
-  private seal(state: SourceState): void {
-    if (state.used === 0) return;
-    state.sealed.push(state.current.subarray(0, state.used));
-    state.sealedBytes += state.used;
-    state.current = Buffer.allocUnsafe(BUFFER_BYTES);
-    state.used = 0;
+  private post(): void {
+    const items = this.takeQueue();
+    if (items.length > 0) this.worker.postMessage({ type: 'batch', items } satisfies ToWorker);
   }
 
-  private flushSource(state: SourceState): Promise<void> {
-    const run = async (): Promise<void> => {
-      this.seal(state);
-      if (state.sealed.length === 0) return;
-      const buffers = state.sealed;
-      state.sealed = [];
-      state.sealedBytes = 0;
-      let written = 0;
-      try {
-        state.handle ??= await open(state.file, 'a', 0o600);
-        const total = buffers.reduce((n, b) => n + b.length, 0);
-        while (written < total) {
-          const rest = sliceFrom(buffers, written);
-          written += (await state.handle.writev(rest)).bytesWritten;
-        }
-      } catch (err) {
-        // Keep what was not written: it is retried, in order, on the next flush. (A short write cannot tear a
-        // record: the unwritten tail is written next, right after it.)
-        const rest = sliceFrom(buffers, written);
-        state.sealed = [...rest, ...state.sealed];
-        state.sealedBytes += rest.reduce((n, b) => n + b.length, 0);
-        this.options.onError?.(err as Error);
-        if (!this.closed) this.timer ??= setTimeout(() => void this.flush(), 1000);
-      }
-    };
-    state.writing = state.writing.then(run, run);
-    return state.writing;
+  private request(message: Extract<ToWorker, { id: number }>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.set(message.id, { resolve: () => resolve(), reject });
+      this.worker.ref(); // a pending answer keeps the process alive until it arrives
+      this.worker.postMessage(message);
+    }).finally(() => {
+      if (this.waiting.size === 0) this.worker.unref();
+    });
   }
 
-  /** Position of each source's chain (for checkpoints and status). */
+  /** Resolves when everything appended so far is written (with `sync`, also fsynced). */
+  flush(sync = false): Promise<void> {
+    this.post();
+    return this.request({ type: 'flush', id: this.nextId++, sync });
+  }
+
+  /** Sign a checkpoint of every chain now (tests, shutdown). */
+  checkpoint(): Promise<void> {
+    this.post();
+    return this.request({ type: 'checkpoint', id: this.nextId++ });
+  }
+
+  configure(settings: Partial<Omit<WriterConfig, 'dir'>>): void {
+    this.worker.postMessage({ type: 'configure', config: settings } satisfies ToWorker);
+  }
+
+  /** Each source's chain head as last reported by the writer. */
   heads(): Record<string, { seq: number; hash: string }> {
-    const out: Record<string, { seq: number; hash: string }> = {};
-    for (const [source, s] of this.sources) out[source] = { seq: s.seq, hash: s.prev };
-    return out;
+    return this.latest;
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    if (this.closed) return;
+    this.post();
     this.closed = true;
-    for (const s of this.sources.values()) {
-      await s.writing;
-      await s.handle?.close();
-      s.handle = null;
-    }
+    await this.request({ type: 'close', id: this.nextId++ });
+    await this.worker.terminate();
   }
 }

@@ -72,6 +72,8 @@ export const REASONS = {
   ttl_too_long: reason(400, 'The requested token lifetime is above the policy maximum.'),
   policy_invalid: reason(400, 'A policy change was rejected; the last good policy stays in force.'),
 
+  audit_unavailable: reason(503, 'The audit log cannot be written, and durability is strict: nothing is done that cannot be recorded.'),
+
   // --- upstream ---
   upstream_connect_failed: reason(502, 'The vetted upstream address refused or dropped the connection.'),
   upstream_timeout: reason(504, 'The upstream did not connect or answer within the timeout.'),

@@ -3,11 +3,13 @@ import { canonicalizeHost } from '../netguard/canonical-host.js';
 import { parseCidr } from '../netguard/ip-address.js';
 import type { AddressDenyRule, PrivateException } from '../netguard/vet-addresses.js';
 import { parseDuration } from '../util/duration.js';
+import { compileAudit } from './compile-audit.js';
 import type { CompiledPolicy, CompiledRule, CompiledTenant, Mode, SessionLimits } from './compiled-policy.js';
 import { POLICY_BOUNDS, POLICY_DEFAULTS as D } from './defaults.js';
 import { parseDestPattern } from './dest-pattern.js';
 import { portInSet } from './port-set.js';
 import { buildIndex } from './rule-index.js';
+import { auditSectionSchema } from './audit-schema.js';
 import { egressSectionSchema, policySchema, tenantSchema, tokensSectionSchema, type DestRuleInput, type PolicyDocument } from './schema.js';
 import { schemaProblems } from './schema-problems.js';
 import { locate, parseYamlSource, type PathItem, type Problem, type YamlSource } from './yaml-source.js';
@@ -175,6 +177,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
     });
   });
 
+  const audit = compileAudit(doc.audit, (path, severity, code, message) => c.report(path, severity, code, message));
   const problems = [...c.problems].sort((a, b) => a.line - b.line || a.col - b.col);
   if (problems.some((p) => p.severity === 'error')) return { policy: null, problems };
   const policy: CompiledPolicy = {
@@ -183,6 +186,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
     tokens: { maxTtlMs, defaultTtlMs: Math.min(defaultTtlMs, maxTtlMs), clockSkewMs },
     egress: { mode: egressMode, limits, resolver, exceptions },
     tenants,
+    audit,
     rules: c.rules,
     warnings: problems,
   };
@@ -216,6 +220,8 @@ function validSections(data: Record<string, unknown>): PolicyDocument {
   if (tokens.success && tokens.data) doc.tokens = tokens.data;
   const egress = egressSectionSchema.safeParse(data['egress']);
   if (egress.success && egress.data) doc.egress = egress.data;
+  const audit = auditSectionSchema.safeParse(data['audit']);
+  if (audit.success && audit.data) doc.audit = audit.data;
   if (Array.isArray(data['tenants'])) {
     // Invalid tenants become holes so every valid one keeps its index (locations are computed from it).
     doc.tenants = (data['tenants'] as unknown[]).map((t) => {

@@ -1,4 +1,5 @@
 import type { AddressGuard, PrivateException } from '../netguard/vet-addresses.js';
+import type { AuditSettings } from './compile-audit.js';
 import type { DestPattern } from './dest-pattern.js';
 import type { RuleIndex } from './rule-index.js';
 import type { Problem } from './yaml-source.js';
@@ -64,6 +65,7 @@ export interface CompiledPolicy {
     readonly exceptions: readonly PrivateException[];
   };
   readonly tenants: ReadonlyMap<string, CompiledTenant>;
+  readonly audit: AuditSettings;
   /** Every rule by id, for explain and audit. */
   readonly rules: ReadonlyMap<string, CompiledRule>;
   /** Warnings found while compiling (errors make compilation fail). */

@@ -11,6 +11,21 @@ export const POLICY_DEFAULTS = Object.freeze({
     /** Allowed clock difference when checking iat/nbf/exp. */
     clockSkew: '30s',
   }),
+  audit: Object.freeze({
+    durability: 'batched' as const,
+    flushInterval: '50ms',
+    segmentMaxBytes: 64 * 1024 * 1024,
+    segmentMaxAge: '1h',
+    checkpointInterval: '60s',
+    retention: '30d',
+    maxPendingBytes: 64 * 1024 * 1024,
+    sinks: Object.freeze({
+      batchMax: 500,
+      timeout: '10s',
+      syslogFacility: 'local0',
+      resendWindow: '10s',
+    }),
+  }),
   egress: Object.freeze({
     mode: 'enforce' as const,
     limits: Object.freeze({

@@ -27,4 +27,6 @@ export const LOAD_PROBLEM_CODES = {
   'not-a-mapping': 'The file is YAML but not a mapping (a list, a scalar).',
   'policy-too-large': 'The file is larger than 1 MiB.',
   unreadable: 'The file cannot be read.',
+  'duplicate-sink': 'Two audit sinks with the same name (names key their cursors and metrics).',
+  'plaintext-sink': 'Warning: an audit sink reached over plain http outside loopback, so events and its credential travel in clear.',
 } as const;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from '../util/duration.js';
+import { auditSectionSchema } from './audit-schema.js';
 import { POLICY_BOUNDS, POLICY_DEFAULTS as D } from './defaults.js';
 
 /**
@@ -174,6 +175,7 @@ export const policySchema = z
       .array(tenantSchema)
       .optional()
       .describe('Tenants. Absent or empty: no tenant exists, so no token can be issued and every request is refused.'),
+    audit: auditSectionSchema.optional(),
   })
   .describe(`A Gatehouse policy (at most ${POLICY_BOUNDS.maxPolicyBytes} bytes of YAML).`);
 

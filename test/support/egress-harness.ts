@@ -50,11 +50,15 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
   const appended = new EventEmitter<{ event: [Record<string, unknown>] }>();
   const written: Record<string, unknown>[] = [];
   const writer = {
-    append(source: 'egress', event: Record<string, unknown>): number {
-      const seq = audit.append(source, event);
+    append(source: 'egress', event: Record<string, unknown>): void {
+      audit.append(source, event);
       written.push(event);
       appended.emit('event', event);
-      return seq;
+    },
+    async appendDurable(source: 'egress', event: Record<string, unknown>): Promise<void> {
+      await audit.appendDurable(source, event);
+      written.push(event);
+      appended.emit('event', event);
     },
   };
   const proxy = createEgressProxy({

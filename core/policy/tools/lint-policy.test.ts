@@ -36,6 +36,14 @@ const CASES: Readonly<Record<string, { readonly bad: string; readonly good: stri
   'broad-wildcard': { bad: tenant('"*.github.io"'), good: tenant('"docs.github.io"') },
   'unused-exception': { bad: 'version: 1\negress: {unsafe_allow_private: [{host: b.internal, cidr: 10.1.0.0/16, reason: x}]}\ntenants: [{name: a, egress: {allow: [a.internal]}}]\n', good: 'version: 1\negress: {unsafe_allow_private: [{host: a.internal, cidr: 10.1.0.0/16, reason: x}]}\ntenants: [{name: a, egress: {allow: [a.internal]}}]\n' },
   'inline-secret': { bad: tenant('{host: api.anthropic.com, note: "key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345"}'), good: tenant('{host: api.anthropic.com, note: "key comes from env:ANTHROPIC_API_KEY"}') },
+  'duplicate-sink': {
+    bad: 'version: 1\naudit: {sinks: [{name: s, type: syslog, address: "127.0.0.1:514"}, {name: s, type: syslog, address: "127.0.0.1:515"}]}\n',
+    good: 'version: 1\naudit: {sinks: [{name: s, type: syslog, address: "127.0.0.1:514"}, {name: t, type: syslog, address: "127.0.0.1:515"}]}\n',
+  },
+  'plaintext-sink': {
+    bad: 'version: 1\naudit: {sinks: [{name: w, type: webhook, url: "http://siem.example.com/hook", secret: "env:HOOK_SECRET"}]}\n',
+    good: 'version: 1\naudit: {sinks: [{name: w, type: webhook, url: "https://siem.example.com/hook", secret: "env:HOOK_SECRET"}]}\n',
+  },
   unreadable: { bad: '', good: 'version: 1\n' }, // exercised through the CLI (the file is missing), see test/cli-policy.test.ts
 };
 
@@ -64,6 +72,12 @@ describe('policy lint', () => {
       '5:49 warning broad-wildcard',
       '6:5 warning empty-ceiling',
     ]);
+  });
+
+  it('refuses a sink credential written inline: only env:NAME or file:PATH references are accepted', () => {
+    const inline = lintPolicy('version: 1\naudit: {sinks: [{name: w, type: webhook, url: "https://h.example.com/x", secret: "hunter2hunter2"}]}\n', 'p.yaml').problems;
+    expect(inline.map((p) => `${p.line}:${p.col} ${p.code}`)).toEqual(['2:82 invalid-value']);
+    expect(JSON.stringify(inline)).not.toContain('hunter2');
   });
 
   it('never repeats the secret it found', () => {

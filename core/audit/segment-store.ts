@@ -1,0 +1,205 @@
+import { appendFile, mkdir, open, readdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { signCheckpoint, type CheckpointKey } from './checkpoint.js';
+import { GENESIS_HASH, hashLine, SEGMENT_FILE, segmentName, type AuditRecord, type AuditSource } from './record-format.js';
+
+export interface RotationSettings {
+  readonly segmentMaxBytes: number;
+  readonly segmentMaxAgeMs: number;
+}
+
+/** What opening a source found: where its chain continues, and whether the last segment was damaged. */
+export interface Recovery {
+  readonly seq: number;
+  readonly hash: string;
+  /** A torn last line (a crash mid-write) was cut off. */
+  readonly tornTailBytes: number;
+  /** The last segment ends in lines that do not parse: it is left as evidence and a new segment is started. */
+  readonly corruptSegment?: string;
+}
+
+export const listSegments = async (dir: string): Promise<string[]> => (await readdir(dir).catch(() => [] as string[])).filter((f) => SEGMENT_FILE.test(f)).sort();
+
+/**
+ * Read the tail of a segment: the last line, if it parses as a record, and how many bytes follow the last
+ * newline (a torn line from a crash mid-write). 'corrupt' when the last whole line does not parse.
+ */
+async function recoverTail(file: string): Promise<{ record: AuditRecord; line: string; tornBytes: number } | { record: null; tornBytes: number } | 'corrupt'> {
+  const info = await stat(file);
+  if (info.size === 0) return { record: null, tornBytes: 0 };
+  const handle = await open(file, 'r');
+  try {
+    const window = Math.min(info.size, 4 * 1024 * 1024);
+    const buf = Buffer.alloc(window);
+    await handle.read(buf, 0, window, info.size - window);
+    const lastNl = buf.lastIndexOf(0x0a);
+    const tornBytes = window - (lastNl + 1);
+    if (lastNl === -1) return window === info.size ? { record: null, tornBytes } : 'corrupt';
+    const prevNl = buf.lastIndexOf(0x0a, lastNl - 1);
+    if (prevNl === -1 && window < info.size) return 'corrupt'; // a line longer than 4 MiB is not ours
+    const line = buf.subarray(prevNl + 1, lastNl).toString('utf8');
+    try {
+      const record = JSON.parse(line) as AuditRecord;
+      if (typeof record.seq === 'number' && typeof record.prev === 'string') return { record, line, tornBytes };
+    } catch {
+      // fall through
+    }
+    return 'corrupt';
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The last record that parses anywhere in a damaged segment (slow path, start-up only). */
+async function lastValidRecord(file: string): Promise<{ record: AuditRecord; line: string } | null> {
+  const { readFile } = await import('node:fs/promises');
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    try {
+      const record = JSON.parse(lines[i] as string) as AuditRecord;
+      if (typeof record.seq === 'number') return { record, line: lines[i] as string };
+    } catch {
+      // keep walking back
+    }
+  }
+  return null;
+}
+
+/**
+ * One source's segments: `DIR/<source>/<first seq>.jsonl`, appended to in whole lines, rotated by size and age,
+ * with a signed checkpoint at each rotation and on a timer (`checkpoints.jsonl` beside them). Used by the
+ * writer worker only.
+ */
+export class SegmentStore {
+  seq = 0;
+  hash = GENESIS_HASH;
+  private file = '';
+  private handle: FileHandle | null = null;
+  private bytes = 0;
+  private openedAt = 0;
+  private lastCheckpointSeq = -1;
+
+  private constructor(
+    readonly source: AuditSource,
+    readonly dir: string,
+    private rotation: RotationSettings,
+    private readonly key: CheckpointKey,
+  ) {}
+
+  static async open(root: string, source: AuditSource, rotation: RotationSettings, key: CheckpointKey): Promise<{ store: SegmentStore; recovery: Recovery }> {
+    const dir = join(root, source);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const store = new SegmentStore(source, dir, rotation, key);
+    const segments = await listSegments(dir);
+    const last = segments[segments.length - 1];
+    let tornTailBytes = 0;
+    let corruptSegment: string | undefined;
+    if (!last) {
+      store.file = join(dir, segmentName(1));
+      return { store, recovery: { seq: 0, hash: GENESIS_HASH, tornTailBytes } };
+    }
+    const path = join(dir, last);
+    const size = (await stat(path)).size;
+    const tail = await recoverTail(path);
+    let head: { record: AuditRecord; line: string } | null = null;
+    if (tail === 'corrupt') {
+      corruptSegment = last;
+      head = await lastValidRecord(path);
+    } else {
+      // Cut a torn final line (no newline): it was never a whole record.
+      if (tail.tornBytes > 0) {
+        tornTailBytes = tail.tornBytes;
+        await truncate(path, size - tail.tornBytes);
+      }
+      if (tail.record) head = { record: tail.record, line: tail.line };
+    }
+    // A last segment with no whole record (rotated just before a crash, or all damage): the chain's head is at
+    // the end of an earlier segment.
+    for (let i = segments.length - 2; !head && i >= 0; i--) {
+      const earlier = await recoverTail(join(dir, segments[i] as string));
+      head = earlier === 'corrupt' ? await lastValidRecord(join(dir, segments[i] as string)) : earlier.record ? { record: earlier.record, line: earlier.line } : null;
+    }
+    if (head) {
+      store.seq = head.record.seq;
+      store.hash = hashLine(head.line);
+    }
+    // A damaged segment is left untouched (evidence for `audit verify`); new records go to a fresh one.
+    store.file = corruptSegment ? join(dir, segmentName(store.seq + 1)) : path;
+    return { store, recovery: { seq: store.seq, hash: store.hash, tornTailBytes, ...(corruptSegment ? { corruptSegment } : {}) } };
+  }
+
+  configure(rotation: RotationSettings): void {
+    this.rotation = rotation;
+  }
+
+  private async ensureOpen(): Promise<FileHandle> {
+    if (!this.handle) {
+      this.handle = await open(this.file, 'a', 0o600);
+      const info = await this.handle.stat();
+      this.bytes = info.size;
+      this.openedAt = info.size > 0 ? info.mtimeMs : Date.now();
+    }
+    return this.handle;
+  }
+
+  /** Append whole lines (already chained). Rotates first when the segment is full or old. */
+  async append(lines: string, lastSeq: number, lastHash: string, firstSeq: number): Promise<void> {
+    let handle = await this.ensureOpen();
+    const size = Buffer.byteLength(lines);
+    if (this.bytes > 0 && (this.bytes + size > this.rotation.segmentMaxBytes || Date.now() - this.openedAt > this.rotation.segmentMaxAgeMs)) {
+      await this.rotate(firstSeq);
+      handle = await this.ensureOpen();
+    }
+    let written = 0;
+    const buf = Buffer.from(lines);
+    while (written < buf.length) written += (await handle.write(buf, written)).bytesWritten;
+    this.bytes += buf.length;
+    this.seq = lastSeq;
+    this.hash = lastHash;
+  }
+
+  async sync(): Promise<void> {
+    await this.handle?.sync();
+  }
+
+  /** Close the current segment with a checkpoint and start the next one at `nextSeq`. */
+  private async rotate(nextSeq: number): Promise<void> {
+    await this.checkpoint(true);
+    await this.handle?.close();
+    this.handle = null;
+    this.file = join(this.dir, segmentName(nextSeq));
+  }
+
+  /** Sign the chain head (skipped when nothing was appended since the last one, unless forced). */
+  async checkpoint(force = false): Promise<void> {
+    if (this.seq === 0 || (!force && this.seq === this.lastCheckpointSeq)) return;
+    await this.handle?.sync();
+    const segment = this.file.slice(this.dir.length + 1);
+    const cp = signCheckpoint(this.key, { source: this.source, segment, seq: this.seq, hash: this.hash, time: new Date().toISOString() });
+    await appendFile(join(this.dir, 'checkpoints.jsonl'), `${JSON.stringify(cp)}\n`, { mode: 0o600 });
+    this.lastCheckpointSeq = this.seq;
+  }
+
+  /** Delete whole segments older than `retentionMs` whose records every sink already has (seq <= minDelivered). */
+  async prune(retentionMs: number, minDelivered: number): Promise<string[]> {
+    const segments = await listSegments(this.dir);
+    const removed: string[] = [];
+    for (let i = 0; i < segments.length - 1; i++) {
+      const next = Number(SEGMENT_FILE.exec(segments[i + 1] as string)?.[1]);
+      const path = join(this.dir, segments[i] as string);
+      const info = await stat(path);
+      if (next - 1 <= minDelivered && Date.now() - info.mtimeMs > retentionMs) {
+        await unlink(path);
+        removed.push(segments[i] as string);
+      } else break;
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    await this.checkpoint();
+    await this.handle?.sync();
+    await this.handle?.close();
+    this.handle = null;
+  }
+}

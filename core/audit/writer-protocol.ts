@@ -1,0 +1,41 @@
+import type { RotationSettings } from './segment-store.js';
+
+/** Settings the writer thread needs. */
+export interface WriterConfig {
+  readonly dir: string;
+  readonly rotation: RotationSettings;
+  readonly checkpointIntervalMs: number;
+  readonly retentionMs: number;
+  readonly maxPendingBytes: number;
+  /** For the events the writer itself emits (dropped-event reports). */
+  readonly policyVersion: string;
+}
+
+/** An event for a source (index into AUDIT_SOURCES), already serialised. */
+export type WireItem = readonly [number, string];
+
+export type ToWorker =
+  | { readonly type: 'init'; readonly config: WriterConfig }
+  | { readonly type: 'batch'; readonly items: readonly WireItem[] }
+  | { readonly type: 'durable'; readonly id: number; readonly items: readonly WireItem[] }
+  | { readonly type: 'flush'; readonly id: number; readonly sync: boolean }
+  | { readonly type: 'checkpoint'; readonly id: number }
+  | { readonly type: 'configure'; readonly config: Partial<WriterConfig> }
+  | { readonly type: 'close'; readonly id: number };
+
+export interface WriterStats {
+  readonly written: number;
+  readonly bytes: number;
+  readonly errors: number;
+  readonly dropped: number;
+  readonly lastError: string;
+  readonly pendingBytes: number;
+  readonly heads: Record<string, { seq: number; hash: string }>;
+}
+
+export type ToMain =
+  | { readonly type: 'ready'; readonly heads: Record<string, { seq: number; hash: string }>; readonly recoveries: Record<string, unknown>; readonly publicKeyPem: string; readonly kid: string }
+  | { readonly type: 'ack'; readonly id: number; readonly ok: boolean; readonly error?: string }
+  | { readonly type: 'stats'; readonly stats: WriterStats }
+  | { readonly type: 'error'; readonly message: string }
+  | { readonly type: 'fatal'; readonly message: string };

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import { loadOrCreateCheckpointKey } from './checkpoint.js';
+import { droppedEventsEvent } from './dropped-events.js';
+import { AUDIT_SOURCES, composeLine, hashLine, type AuditSource } from './record-format.js';
+import { SegmentStore, type RotationSettings } from './segment-store.js';
+import type { ToMain, ToWorker, WriterConfig } from './writer-protocol.js';
+
+/**
+ * The audit writer thread: it owns sequence numbers, the hash chains and the files, so the data plane only
+ * serialises an event and posts it. Everything here runs in order, one message at a time.
+ */
+if (!parentPort) throw new Error('writer-worker must run as a worker thread');
+const port = parentPort;
+
+interface SourceState {
+  readonly store: SegmentStore;
+  /** Chained lines not yet on disk (kept across write failures, in order). */
+  pending: string[];
+  pendingBytes: number;
+  firstPendingSeq: number;
+  seq: number;
+  hash: string;
+  /** Events refused because the pending bound was reached while the disk failed; reported once writes work. */
+  dropped: number;
+}
+
+let config: WriterConfig;
+const sources = new Map<AuditSource, SourceState>();
+const stats = { written: 0, bytes: 0, errors: 0, dropped: 0, lastError: '' };
+let queue: Promise<void> = Promise.resolve();
+let retryTimer: NodeJS.Timeout | null = null;
+
+const post = (message: ToMain): void => port.postMessage(message);
+const pendingTotal = (): number => [...sources.values()].reduce((n, s) => n + s.pendingBytes, 0);
+
+function chain(state: SourceState, json: string): string {
+  const seq = state.seq + 1;
+  const line = composeLine(state.store.source, seq, state.hash, json);
+  if (state.pending.length === 0) state.firstPendingSeq = seq;
+  state.seq = seq;
+  state.hash = hashLine(line);
+  state.pending.push(line);
+  state.pendingBytes += line.length + 1;
+  return line;
+}
+
+/** Write every source's pending lines. Returns false (keeping them) when the disk refuses. */
+async function writePending(): Promise<boolean> {
+  let ok = true;
+  for (const state of sources.values()) {
+    if (state.pending.length === 0) continue;
+    // Events dropped while the disk failed are accounted for in the chain itself, first thing on recovery.
+    const lines = `${state.pending.join('\n')}\n`;
+    try {
+      await state.store.append(lines, state.seq, state.hash, state.firstPendingSeq);
+      stats.written += state.pending.length;
+      stats.bytes += lines.length;
+      state.pending = [];
+      state.pendingBytes = 0;
+    } catch (err) {
+      ok = false;
+      stats.errors++;
+      stats.lastError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      post({ type: 'error', message: `audit write failed for ${state.store.source}: ${stats.lastError}` });
+    }
+  }
+  if (!ok && !retryTimer) {
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      enqueue(async () => {
+        if (await writePending()) {
+          await recoverDrops();
+          await writePending();
+        }
+      });
+    }, 1000);
+  }
+  return ok;
+}
+
+/** After the disk came back: put a record of how many events were dropped into each affected chain. */
+async function recoverDrops(): Promise<void> {
+  for (const state of sources.values()) {
+    if (state.dropped === 0 || state.pendingBytes > 0) continue;
+    chain(state, JSON.stringify(droppedEventsEvent(state.store.source, state.dropped, randomUUID(), config.policyVersion)));
+    state.dropped = 0;
+  }
+}
+
+function accept(items: ReadonlyArray<readonly [number, string]>, durable: boolean): Array<{ state: SourceState; seq: number; hash: string; pendingLength: number; pendingBytes: number }> {
+  const rollback: Array<{ state: SourceState; seq: number; hash: string; pendingLength: number; pendingBytes: number }> = [];
+  for (const [index, json] of items) {
+    const state = sources.get(AUDIT_SOURCES[index] as AuditSource) as SourceState;
+    if (!rollback.some((r) => r.state === state)) rollback.push({ state, seq: state.seq, hash: state.hash, pendingLength: state.pending.length, pendingBytes: state.pendingBytes });
+    // In batched mode the data plane never waits: past the memory bound, events are dropped and counted.
+    if (!durable && pendingTotal() > config.maxPendingBytes) {
+      state.dropped++;
+      stats.dropped++;
+      continue;
+    }
+    chain(state, json);
+  }
+  return rollback;
+}
+
+async function handle(message: ToWorker): Promise<void> {
+  switch (message.type) {
+    case 'batch':
+      accept(message.items, false);
+      await writePending();
+      return;
+    case 'durable': {
+      const rollback = accept(message.items, true);
+      let ok = await writePending();
+      if (ok) {
+        try {
+          for (const r of rollback) await r.state.store.sync();
+        } catch (err) {
+          ok = false;
+          stats.lastError = (err as NodeJS.ErrnoException).code ?? 'fsync failed';
+        }
+      }
+      if (!ok) {
+        // SECURITY (strict mode): the caller refuses the traffic, so these events must not appear later as
+        // decisions that were acted on. Undo them from the chain; nothing of them reaches the disk.
+        for (const r of rollback) {
+          r.state.seq = r.seq;
+          r.state.hash = r.hash;
+          r.state.pending = r.state.pending.slice(0, r.pendingLength);
+          r.state.pendingBytes = r.pendingBytes;
+        }
+      }
+      post({ type: 'ack', id: message.id, ok, ...(ok ? {} : { error: stats.lastError }) });
+      return;
+    }
+    case 'flush': {
+      const ok = await writePending();
+      if (ok && message.sync) for (const s of sources.values()) await s.store.sync();
+      post({ type: 'ack', id: message.id, ok });
+      return;
+    }
+    case 'configure':
+      config = { ...config, ...message.config };
+      for (const s of sources.values()) s.store.configure(config.rotation);
+      return;
+    case 'checkpoint':
+      for (const s of sources.values()) await s.store.checkpoint();
+      post({ type: 'ack', id: message.id, ok: true });
+      return;
+    case 'close':
+      await writePending();
+      for (const s of sources.values()) await s.store.close();
+      post({ type: 'ack', id: message.id, ok: true });
+      port.close();
+      return;
+    case 'init':
+      return;
+  }
+}
+
+function enqueue(task: () => Promise<void>): void {
+  queue = queue.then(task).catch((err: unknown) => post({ type: 'error', message: `audit writer: ${(err as Error).message}` }));
+}
+
+/** Lowest sequence every sink has confirmed per source (from their cursor files); none means no sink holds data back. */
+async function minDelivered(): Promise<Record<string, number>> {
+  const dir = join(config.dir, 'cursors');
+  const out: Record<string, number> = Object.fromEntries(AUDIT_SOURCES.map((s) => [s, Number.MAX_SAFE_INTEGER]));
+  const files = await readdir(dir).catch(() => [] as string[]);
+  for (const f of files.filter((n) => n.endsWith('.json'))) {
+    try {
+      const cursor = JSON.parse(await readFile(join(dir, f), 'utf8')) as { confirmed?: Record<string, number> };
+      for (const source of AUDIT_SOURCES) out[source] = Math.min(out[source] as number, cursor.confirmed?.[source] ?? 0);
+    } catch {
+      for (const source of AUDIT_SOURCES) out[source] = 0; // unreadable cursor: keep everything
+    }
+  }
+  return out;
+}
+
+async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void> {
+  config = message.config;
+  const key = await loadOrCreateCheckpointKey(config.dir);
+  const recoveries: Record<string, unknown> = {};
+  for (const source of AUDIT_SOURCES) {
+    const { store, recovery } = await SegmentStore.open(config.dir, source, config.rotation as RotationSettings, key);
+    sources.set(source, { store, pending: [], pendingBytes: 0, firstPendingSeq: recovery.seq + 1, seq: recovery.seq, hash: recovery.hash, dropped: 0 });
+    recoveries[source] = recovery;
+  }
+  setInterval(() => enqueue(async () => void (await Promise.all([...sources.values()].map((s) => s.store.checkpoint())))), config.checkpointIntervalMs).unref();
+  setInterval(() => post({ type: 'stats', stats: { ...stats, pendingBytes: pendingTotal(), heads: heads() } }), 1000).unref();
+  setInterval(
+    () =>
+      enqueue(async () => {
+        const floor = await minDelivered();
+        for (const s of sources.values()) await s.store.prune(config.retentionMs, floor[s.store.source] as number);
+      }),
+    10 * 60_000,
+  ).unref();
+  post({ type: 'ready', heads: heads(), recoveries, publicKeyPem: key.publicKeyPem, kid: key.kid });
+}
+
+const heads = (): Record<string, { seq: number; hash: string }> => Object.fromEntries([...sources].map(([name, s]) => [name, { seq: s.seq, hash: s.hash }]));
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'init') {
+    init(message).catch((err: unknown) => post({ type: 'fatal', message: (err as NodeJS.ErrnoException).code ?? (err as Error).message }));
+    return;
+  }
+  enqueue(() => handle(message));
+});
