@@ -4,6 +4,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { adminAuthFailureEvent, controlEvent, type ControlEventInput } from '../core/audit/control-events.js';
 import { GatehouseError, isGatehouseError, toWireError, type Reason } from '../core/errors/index.js';
+import type { SinkStats } from '../core/audit/shipper.js';
 import type { Logger } from '../core/log/logger.js';
 import type { PolicyStore } from '../core/policy/index.js';
 import { issueEgressToken, type Keystore, type RevocationList } from '../core/tokens/index.js';
@@ -35,6 +36,8 @@ export interface AdminApiOptions {
   readonly logger: Logger;
   /** Live data-plane sessions (from the egress proxy). */
   readonly liveSessions: () => readonly LiveSession[];
+  /** The audit sinks' delivery state. */
+  readonly auditSinks?: () => readonly SinkStats[];
 }
 
 export interface AdminApi {
@@ -112,6 +115,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     'POST /v1/sessions/:id/revoke': { operation: 'RevokeSession', activity: 3 },
     'POST /v1/policy/reload': { operation: 'ReloadPolicy', activity: 3 },
     'POST /v1/keys/rotate': { operation: 'RotateSigningKey', activity: 3 },
+    'GET /v1/audit/sinks': { operation: 'ListAuditSinks', activity: 2 },
   };
   const routeOf = (req: FastifyRequest): { operation: string; activity: 1 | 2 | 3 | 4 } =>
     ROUTES[`${req.method} ${req.routeOptions.url ?? ''}`] ?? { operation: `${req.method} ${req.url.split('?')[0]}`, activity: req.method === 'GET' ? 2 : 3 };
@@ -201,6 +205,12 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
         return reply.code(422).send({ status: 'rejected', current: outcome.current, attempted: outcome.attempted, problems: outcome.problems });
       }
       return outcome;
+    });
+
+    v1.get('/v1/audit/sinks', async (req) => {
+      const sinks = options.auditSinks?.() ?? [];
+      audit(req, { operation: 'ListAuditSinks', activity: 2, outcome: { allow: true, reason: 'allowed' }, status: 200 });
+      return { sinks };
     });
 
     v1.post('/v1/keys/rotate', async (req) => {

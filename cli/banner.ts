@@ -4,7 +4,7 @@ import { cliCommand } from './package-paths.js';
 const url = (a: { host: string; port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 
 /** What `gatehouse up` prints on stdout: what listens where, and a copy-paste first session. */
-export function banner(input: { egress: { host: string; port: number }; admin: { host: string; port: number }; stateDir: string; policyFile: string; policyVersion: string }): string {
+export function banner(input: { egress: { host: string; port: number }; admin: { host: string; port: number }; stateDir: string; policyFile: string; policyVersion: string; tenant: string }): string {
   const cli = cliCommand();
   const adminToken = join(input.stateDir, 'admin-token');
   const state = input.stateDir.includes(' ') ? `"${input.stateDir}"` : input.stateDir;
@@ -16,12 +16,12 @@ export function banner(input: { egress: { host: string; port: number }; admin: {
   audit log     ${join(input.stateDir, 'audit')}
 
 Try it: issue a 10-minute token for one destination, then use it as the proxy password.
-  TOKEN=$(${cli} token issue --state ${state} --tenant default --session demo --allow example.com)
+  TOKEN=$(${cli} token issue --state ${state} --tenant ${input.tenant} --session demo --allow example.com)
   curl -x "http://gatehouse:$TOKEN@${input.egress.host}:${input.egress.port}" https://example.com/
 
 Or create the session through the admin API:
   curl -s -H "Authorization: Bearer $(cat ${adminToken})" -H 'content-type: application/json' \\
-       -d '{"tenant":"default","egress":["example.com"]}' ${url(input.admin)}/v1/sessions
+       -d '{"tenant":${JSON.stringify(input.tenant)},"egress":["example.com"]}' ${url(input.admin)}/v1/sessions
 
 Revoke it (live tunnels close at once):  ${cli} token revoke --state ${state} --session demo
 Stop with Ctrl-C.

@@ -5,7 +5,7 @@ import { formatProblem, type Problem } from '../core/policy/index.js';
 import { auditVerify } from './audit-command.js';
 import { policyDiff, policyExplain, policyLint, policySchemaCommand, policyTest } from './policy-command.js';
 import { runUp } from './run-up.js';
-import { runtimeConfig } from './runtime-config.js';
+import { runtimeConfig, type ConfigNeeds, type RuntimeConfig } from './runtime-config.js';
 import { keysRotate, tokenIssue, tokenRevoke } from './token-command.js';
 import { USAGE } from './usage.js';
 
@@ -91,18 +91,18 @@ async function main(argv: readonly string[]): Promise<number> {
     out(USAGE);
     return 0;
   }
-  const config = runtimeConfig(flags as Record<string, string | boolean | undefined>, command === 'up');
+  const config = (needs: ConfigNeeds): RuntimeConfig => runtimeConfig(flags as Record<string, string | boolean | undefined>, needs);
   switch (command) {
     case 'up':
-      return runUp(config, out, err);
+      return runUp(config('serve'), out, err);
     case 'token issue':
-      return tokenIssue(flags, config, out, err);
+      return tokenIssue(flags, config('local'), out, err);
     case 'token revoke':
-      return tokenRevoke(flags, config, out);
+      return tokenRevoke(flags, config('admin-client'), out);
     case 'keys rotate':
-      return keysRotate(flags, config, out);
+      return keysRotate(flags, config('admin-client'), out);
     case 'audit verify':
-      return auditVerify(parsed.positionals[0], flags['json'] === true, config, out);
+      return auditVerify(parsed.positionals[0], flags['json'] === true, config('local'), out);
     case 'policy lint':
       return policyLint(parsed.positionals, flags, out);
     case 'policy explain':
@@ -110,7 +110,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'policy test':
       return policyTest(parsed.positionals, flags, out);
     case 'policy diff':
-      return policyDiff(parsed.positionals, flags, out);
+      return policyDiff(parsed.positionals, flags, out, err);
     case 'policy schema':
       return policySchemaCommand(flags, out);
   }

@@ -8,12 +8,14 @@ import { SECTIONS } from '../core/policy/tools/sections.js';
 import { explainEgress, ExplainError, type Explanation } from '../core/policy/tools/explain.js';
 import { lintCodes, lintPolicy } from '../core/policy/tools/lint-policy.js';
 import { findTestFiles, runTestFile, toJunit, type FileResult } from '../core/policy/tools/policy-test.js';
+import { policyFileSetting } from './runtime-config.js';
 import type { DiffEntry } from '../core/policy/tools/section.js';
 
 type Flags = Readonly<Record<string, string | boolean | string[] | undefined>>;
 type Out = (s: string) => void;
 
 const usage = (detail: string): GatehouseError => new GatehouseError('GH_ERR_USAGE', { detail });
+
 
 function format(flags: Flags, allowed: readonly string[]): string {
   const f = typeof flags['format'] === 'string' ? flags['format'] : 'text';
@@ -32,23 +34,29 @@ async function readText(file: string): Promise<string | Problem> {
 /** `gatehouse policy lint FILE...`: exit 0 clean (warnings allowed unless --strict), 1 errors, 2 usage. */
 export async function policyLint(files: readonly string[], flags: Flags, out: Out): Promise<number> {
   if (flags['list'] === true) {
-    for (const [code, meaning] of Object.entries(lintCodes())) out(`${code.padEnd(18)} ${meaning}`);
+    const codes = Object.entries(lintCodes());
+    const width = Math.max(...codes.map(([c]) => c.length));
+    for (const [code, { severity, meaning }] of codes) out(`${code.padEnd(width)}  ${severity.padEnd(7)}  ${meaning}`);
     return 0;
   }
   if (files.length === 0) throw usage('policy lint needs at least one FILE');
   const fmt = format(flags, ['text', 'json']);
   const all: Problem[] = [];
-  for (const file of files) {
+  // A glob over a policy directory also matches its test files; those are checked by `policy test`.
+  const skipped = files.filter((f) => /\.test\.ya?ml$/.test(f));
+  for (const file of files.filter((f) => !skipped.includes(f))) {
     const text = await readText(file);
     if (typeof text !== 'string') all.push(text);
     else all.push(...lintPolicy(text, file).problems);
   }
   const errors = all.filter((p) => p.severity === 'error').length;
   const warnings = all.length - errors;
-  if (fmt === 'json') out(JSON.stringify({ files: files.length, errors, warnings, problems: all }, null, 2));
+  const linted = files.length - skipped.length;
+  if (fmt === 'json') out(JSON.stringify({ files: linted, skipped, errors, warnings, problems: all }, null, 2));
   else {
     for (const p of all) out(formatProblem(p));
-    out(`${files.length} file(s): ${errors} error(s), ${warnings} warning(s)`);
+    for (const f of skipped) out(`${f}: skipped (a policy test file; run it with gatehouse policy test)`);
+    out(`${linted} file(s): ${errors} error(s), ${warnings} warning(s)`);
   }
   return errors > 0 || (flags['strict'] === true && warnings > 0) ? 1 : 0;
 }
@@ -67,9 +75,13 @@ async function loadPolicy(file: string) {
 function printExplanation(e: Explanation, out: Out): void {
   out(`${e.decision.toUpperCase()}  ${e.reason}${e.enforceWouldDeny ? '  (report mode: allowed, would be denied when enforced)' : ''}`);
   out(`  destination   ${e.destination.host}:${e.destination.port}   tenant ${e.tenant}   mode ${e.mode}`);
-  for (const s of e.steps) out(`  ${s.stage.padEnd(13)} ${s.result}${s.rule ? `   ${s.rule.id} ${s.rule.text}${s.rule.location ? `  (${s.rule.location})` : ''}` : ''}`);
-  out(e.decidedBy ? `  decided by    ${e.decidedBy.id} ${e.decidedBy.text}${e.decidedBy.location ? `  (${e.decidedBy.location})` : ''}` : '  decided by    no rule matched (deny by default)');
-  if (e.grantAssumed) out('  * no --grant or --token: the grant is taken to be the destination itself, so this explains the policy alone');
+  const width = Math.max(13, ...e.steps.map((s) => s.stage.length));
+  for (const s of e.steps) out(`  ${s.stage.padEnd(width)} ${s.result}${s.rule ? `   ${s.rule.id} ${s.rule.text}${s.rule.location ? `  (${s.rule.location})` : ''}` : ''}`);
+  const stage = e.decidedByStage === 'address guard' ? 'the address guard' : e.decidedByStage === 'tenant' ? 'no such tenant (deny)' : e.decidedByStage === 'grant' ? 'the grant, within the ceiling' : 'no rule matched (deny by default)';
+  const rule = e.decidedBy ? `${e.decidedBy.id} ${e.decidedBy.text}${e.decidedBy.location ? `  (${e.decidedBy.location})` : ''}` : '';
+  out(`  ${'decided by'.padEnd(width)} ${e.decidedByStage === 'address guard' ? `${stage}${rule ? `, ${rule}` : ''}` : rule || stage}`);
+  if (e.addressSource === 'policy resolver.hosts') out('  addresses from the policy\'s egress.resolver.hosts (give --address to check others)');
+  if (e.grantAssumed) out('  * no --grant or --token: the grant is assumed to be the destination itself, so this explains the policy alone');
 }
 
 /**
@@ -79,8 +91,9 @@ function printExplanation(e: Explanation, out: Out): void {
 export async function policyExplain(positionals: readonly string[], flags: Flags, out: Out): Promise<number> {
   const destination = positionals[0];
   if (!destination || positionals.length > 1) throw usage('policy explain needs exactly one DESTINATION (host:port, host or URL)');
-  if (typeof flags['policy'] !== 'string') throw usage('policy explain needs --policy FILE');
-  const policy = await loadPolicy(flags['policy']);
+  const file = policyFileSetting(flags);
+  if (!file) throw usage('policy explain needs --policy FILE (or GATEHOUSE_POLICY)');
+  const policy = await loadPolicy(file);
   let tenant = typeof flags['tenant'] === 'string' ? flags['tenant'] : undefined;
   let grant = Array.isArray(flags['grant']) ? flags['grant'] : undefined;
   if (typeof flags['token'] === 'string') {
@@ -158,9 +171,19 @@ function printDiff(entries: readonly DiffEntry[], out: Out): void {
 }
 
 /** `gatehouse policy diff OLD NEW`: what changes in effect. Exit 0 no change, 1 changes, 2 usage or invalid. */
-export async function policyDiff(positionals: readonly string[], flags: Flags, out: Out): Promise<number> {
+export async function policyDiff(positionals: readonly string[], flags: Flags, out: Out, err: Out): Promise<number> {
   if (positionals.length !== 2) throw usage('policy diff needs OLD and NEW');
-  const [before, after] = await Promise.all([loadPolicy(positionals[0] as string), loadPolicy(positionals[1] as string)]);
+  let before;
+  let after;
+  try {
+    [before, after] = await Promise.all([loadPolicy(positionals[0] as string), loadPolicy(positionals[1] as string)]);
+  } catch (e) {
+    // Exit 1 means "changes"; a policy that does not load is a different answer.
+    if (!(e instanceof GatehouseError)) throw e;
+    err(`gatehouse: ${e.code}: ${e.message}`);
+    for (const d of e.details) err(`  ${formatProblem(d as Problem)}`);
+    return 2;
+  }
   const entries = SECTIONS.flatMap((s) => s.diff(before, after));
   if (format(flags, ['text', 'json']) === 'json') out(JSON.stringify({ changes: entries }, null, 2));
   else printDiff(entries, out);

@@ -44,7 +44,7 @@ export interface RuntimeConfig {
   readonly issuer: string;
 }
 
-type Flags = Readonly<Record<string, string | boolean | undefined>>;
+type Flags = Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
 
 const pick = (flags: Flags, flag: string, env: string, fallback: string): string => {
   const fromFlag = flags[flag];
@@ -63,23 +63,34 @@ function parseListen(text: string, what: string): Listen {
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 /**
- * Resolve the settings a command uses. `serving` covers what only `gatehouse up` needs (the egress listener, log
- * level, drain timeout): other commands neither read nor validate those, so a server's environment cannot
- * break `gatehouse audit verify` run beside it.
+ * What a command needs from the runtime settings. `serve` (`gatehouse up`) reads all of them; `admin-client`
+ * commands also need to find the admin API; `local` ones only the state directory. A command neither reads nor
+ * validates what it does not need, so a server's environment cannot break `gatehouse audit verify` run beside it.
  */
-export function runtimeConfig(flags: Flags, serving: boolean): RuntimeConfig {
-  const state = resolve(pick(flags, 'state', ENVIRONMENT.state, RUNTIME_DEFAULTS.state));
+export type ConfigNeeds = 'serve' | 'admin-client' | 'local';
+
+/** The policy file named by --policy or GATEHOUSE_POLICY, as given (for messages); null when neither is set. */
+export function policyFileSetting(flags: Flags): string | null {
   const policy = pick(flags, 'policy', ENVIRONMENT.policy, '');
+  return policy === '' ? null : policy;
+}
+
+/** Resolve the settings a command uses (see ConfigNeeds). */
+export function runtimeConfig(flags: Flags, needs: ConfigNeeds): RuntimeConfig {
+  const serving = needs === 'serve';
+  const state = resolve(pick(flags, 'state', ENVIRONMENT.state, RUNTIME_DEFAULTS.state));
   const logLevel = serving ? pick(flags, 'log-level', ENVIRONMENT.logLevel, RUNTIME_DEFAULTS.logLevel) : RUNTIME_DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `log level must be one of ${[...LOG_LEVELS].join(', ')}` });
   const drainText = serving ? pick(flags, 'drain-timeout', ENVIRONMENT.drainTimeout, RUNTIME_DEFAULTS.drainTimeout) : RUNTIME_DEFAULTS.drainTimeout;
   const drain = parseDuration(drainText);
   if (drain === null) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `drain timeout must be a duration such as 10s, got "${drainText}"` });
-  // The admin address matters to `up` (to listen) and to commands that call the admin API (to find it).
-  const adminText = typeof flags['admin-listen'] === 'string' || serving || typeof flags['admin-url'] !== 'string' ? pick(flags, 'admin-listen', ENVIRONMENT.adminListen, RUNTIME_DEFAULTS.adminListen) : RUNTIME_DEFAULTS.adminListen;
+  // The admin address matters to `up` (to listen) and to commands that call the admin API (to find it, unless
+  // --admin-url says where it is).
+  const adminClient = needs === 'admin-client' && typeof flags['admin-url'] !== 'string';
+  const adminText = serving || adminClient || typeof flags['admin-listen'] === 'string' ? pick(flags, 'admin-listen', ENVIRONMENT.adminListen, RUNTIME_DEFAULTS.adminListen) : RUNTIME_DEFAULTS.adminListen;
   return {
     stateDir: state,
-    policyFile: policy === '' ? null : resolve(policy),
+    policyFile: ((p) => (p === null ? null : resolve(p)))(policyFileSetting(flags)),
     egress: parseListen(serving ? pick(flags, 'egress-listen', ENVIRONMENT.egressListen, RUNTIME_DEFAULTS.egressListen) : RUNTIME_DEFAULTS.egressListen, 'egress listen address'),
     admin: parseListen(adminText, 'admin listen address'),
     logLevel,

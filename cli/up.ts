@@ -6,6 +6,7 @@ import { AuditLog } from '../core/audit/audit-log.js';
 import { controlEvent } from '../core/audit/control-events.js';
 import { validateEvent } from '../core/audit/event-schema.js';
 import { createAuditMetrics } from '../core/audit/audit-metrics.js';
+import { AuditShipper } from '../core/audit/shipper.js';
 import { GatehouseError } from '../core/errors/index.js';
 import { createLogger, type Logger } from '../core/log/logger.js';
 import { createMetricsRegistry } from '../core/metrics/registry.js';
@@ -25,6 +26,8 @@ export interface RunningGatehouse {
   readonly admin: { host: string; port: number };
   readonly policyFile: string;
   policyVersion(): string;
+  /** The tenant the banner's example uses: the policy's first. */
+  exampleTenant(): string;
   /** Re-read the policy file now (SIGHUP). */
   reloadPolicy(): Promise<unknown>;
   stop(): Promise<void>;
@@ -90,6 +93,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     onError: (message) => logger.error({ err: message }, 'audit log write failed; events kept in memory and retried'),
     onStats: (stats) => auditMetrics.update(stats),
   });
+  const shipper = await AuditShipper.start({ dir: join(config.stateDir, 'audit'), sinks: a.sinks, registry, logger: logger.child({ component: 'audit-shipper' }) });
   const netguard = createNetguard({ resolver: createResolverFromSettings(store.current.egress.resolver) });
 
   const proxy = createEgressProxy({
@@ -117,6 +121,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     audit,
     logger: logger.child({ component: 'admin' }),
     liveSessions: () => proxy.sessions(),
+    auditSinks: () => shipper.stats(),
   });
   revocations.on('revoked', (session) => {
     const cut = proxy.cutSession(session);
@@ -134,6 +139,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
       policyVersion: store.current.version,
     });
     audit.flushIntervalMs = next.flushIntervalMs;
+    shipper.configure(next.sinks);
   });
 
   let egressAddress;
@@ -145,6 +151,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     store.close();
     await proxy.close(0).catch(() => undefined);
     await audit.close();
+    await shipper.close();
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     throw new GatehouseError('GH_ERR_LISTEN', { address: `${e.address ?? '?'}:${e.port ?? '?'}`, detail: e.code ?? 'error' }, { cause: err });
   }
@@ -158,6 +165,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     admin: { host: adminAddress.address, port: adminAddress.port },
     policyFile,
     policyVersion: () => store.current.version,
+    exampleTenant: () => store.current.tenants.keys().next().value ?? 'default',
     reloadPolicy: () => store.reload('signal'),
     stop() {
       stopping ??= (async () => {
@@ -166,6 +174,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
         await admin.close();
         await proxy.close(config.drainTimeoutMs);
         await audit.close();
+        await shipper.close();
         await unlock();
       })();
       return stopping;

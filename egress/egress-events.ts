@@ -63,6 +63,9 @@ export function egressEvent(input: EgressEventInput): Record<string, unknown> {
   if (facts.authDetail) gatehouse['auth_detail'] = facts.authDetail;
   if (input.endReason) gatehouse['end_reason'] = input.endReason;
   if (input.phase) gatehouse['phase'] = input.phase;
+  // Report mode let a would-be deny through and then something else refused it (the address guard, a limit):
+  // keep the reason the rules would have given, which status_detail no longer carries.
+  if (decision?.enforceWouldDeny && decision.reason !== input.reason) gatehouse['would_deny_reason'] = decision.reason;
   if (input.kind === 'upgrade') gatehouse['upgrade'] = true;
 
   const body: Record<string, unknown> = { src_endpoint: endpoint(input.client.ip, input.client.port) };

@@ -61,7 +61,26 @@ describe('gatehouse policy explain', () => {
     const r = await gatehouse('policy', 'explain', '--policy', 'policies/examples/team.yaml', '--tenant', 'data', 'warehouse.example.com:8443');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^DENY {2}dest_denied/);
-    expect(r.stdout).toContain('decided by    tenants[data].egress.deny[0] warehouse.example.com:8443  (policies/examples/team.yaml:53:11)');
+    expect(r.stdout).toMatch(/decided by +tenants\[data\]\.egress\.deny\[0\] warehouse\.example\.com:8443 {2}\(policies\/examples\/team\.yaml:53:11\)/);
+    expect(r.stdout).toMatch(/assumed grant\* +match/);
+  });
+
+  it('names the address guard as what decided, and uses the policy resolver.hosts without --address', async () => {
+    // git.internal.example.com resolves to 10.20.0.5 through the policy's fixed hosts, allowed by its exception.
+    const ci = await gatehouse('policy', 'explain', '--policy', 'policies/examples/team.yaml', '--tenant', 'ci', '--format', 'json', 'git.internal.example.com');
+    expect(JSON.parse(ci.stdout)).toMatchObject({ decision: 'allow', addressSource: 'policy resolver.hosts' });
+    // The same name for a tenant whose ceiling lacks it never reaches the guard.
+    const research = await gatehouse('policy', 'explain', '--policy', 'policies/examples/team.yaml', '--tenant', 'research', '--grant', 'api.anthropic.com', 'api.anthropic.com', '--address', '10.0.0.7');
+    expect(research.stdout).toMatch(/^DENY {2}ip_denied_private/);
+    expect(research.stdout).toMatch(/decided by +the address guard/);
+    expect(research.stdout).not.toContain('deny by default');
+  });
+
+  it('reads the policy from GATEHOUSE_POLICY and ignores server-only settings', async () => {
+    const env = { ...process.env, GATEHOUSE_POLICY: 'policies/examples/team.yaml', GATEHOUSE_ADMIN_LISTEN: 'not an address', GATEHOUSE_EGRESS_LISTEN: 'nope' };
+    const r = await run(process.execPath, [CLI, 'policy', 'explain', '--tenant', 'data', 'warehouse.example.com:8443'], { cwd: REPO, env });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^DENY {2}dest_denied/);
   });
 
   it('runs the address guard with --address and reads grants from a token', async () => {
@@ -99,6 +118,19 @@ describe('gatehouse policy test', () => {
     const junit = await gatehouse('policy', 'test', '--format', 'junit', dir);
     expect(junit.stdout).toContain('<testsuite ');
     expect(junit.stdout).toMatch(/<testcase [^>]*name="wrong on purpose"[^>]*><failure /);
+    // Paths relative to the working directory, as CI reporters link them to the repository.
+    const here = await run(process.execPath, [CLI, 'policy', 'test', '--format', 'junit', '.'], { cwd: dir });
+    expect(here.stdout).toContain('file="p.test.yaml"');
+    expect(here.stdout).not.toContain(dir);
+  });
+
+  it('rejects an expected reason that is not a reason code', async () => {
+    const sub = join(dir, 'badreason');
+    await run('mkdir', ['-p', sub]);
+    await writeFile(join(sub, 'r.test.yaml'), 'policy: ../p.yaml\ncases:\n  - name: typo in reason\n    tenant: a\n    destination: x.example.com\n    expect: {decision: deny, reason: dest_not_alowed}\n');
+    const r = await gatehouse('policy', 'test', sub);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/r\.test\.yaml:6:\d+: error invalid-value/);
   });
 
   it('reports a broken test file with its location instead of crashing', async () => {
@@ -135,7 +167,8 @@ describe('gatehouse policy diff', () => {
   it('refuses an invalid policy with its problems', async () => {
     await writeFile(join(dir, 'invalid.yaml'), 'version: 2\n');
     const r = await gatehouse('policy', 'diff', join(dir, 'old.yaml'), join(dir, 'invalid.yaml'));
-    expect(r.code).toBe(1);
+    // 1 means "changes"; a policy that does not load is a different answer.
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('GH_ERR_POLICY_INVALID');
     expect(r.stderr).toMatch(/invalid\.yaml:1:10: error invalid-value/);
   });

@@ -142,10 +142,13 @@ async function handle(message: ToWorker): Promise<void> {
       post({ type: 'ack', id: message.id, ok });
       return;
     }
-    case 'configure':
+    case 'configure': {
+      const previous = config.checkpointIntervalMs;
       config = { ...config, ...message.config };
       for (const s of sources.values()) s.store.configure(config.rotation);
+      if (config.checkpointIntervalMs !== previous) armCheckpoints();
       return;
+    }
     case 'checkpoint':
       for (const s of sources.values()) await s.store.checkpoint();
       post({ type: 'ack', id: message.id, ok: true });
@@ -159,6 +162,14 @@ async function handle(message: ToWorker): Promise<void> {
     case 'init':
       return;
   }
+}
+
+let checkpointTimer: NodeJS.Timeout | undefined;
+
+/** (Re)start the checkpoint timer at the configured interval: a reload that changes it takes effect at once. */
+function armCheckpoints(): void {
+  clearInterval(checkpointTimer);
+  checkpointTimer = setInterval(() => enqueue(async () => void (await Promise.all([...sources.values()].map((s) => s.store.checkpoint())))), config.checkpointIntervalMs).unref();
 }
 
 function enqueue(task: () => Promise<void>): void {
@@ -190,7 +201,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
     sources.set(source, { store, pending: [], pendingBytes: 0, firstPendingSeq: recovery.seq + 1, seq: recovery.seq, hash: recovery.hash, dropped: 0 });
     recoveries[source] = recovery;
   }
-  setInterval(() => enqueue(async () => void (await Promise.all([...sources.values()].map((s) => s.store.checkpoint())))), config.checkpointIntervalMs).unref();
+  armCheckpoints();
   setInterval(() => post({ type: 'stats', stats: { ...stats, pendingBytes: pendingTotal(), heads: heads() } }), 1000).unref();
   setInterval(
     () =>

@@ -19,6 +19,11 @@ export interface CompileResult {
   readonly policy: CompiledPolicy | null;
   /** Every error and warning, in file order. */
   readonly problems: readonly Problem[];
+  /**
+   * What compiled of a policy with errors (invalid rules and sections left out), so lint can still report its
+   * semantic warnings in the same run. Never used to enforce anything.
+   */
+  readonly partial?: CompiledPolicy;
 }
 
 export const policyVersion = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
@@ -179,7 +184,6 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
 
   const audit = compileAudit(doc.audit, (path, severity, code, message) => c.report(path, severity, code, message));
   const problems = [...c.problems].sort((a, b) => a.line - b.line || a.col - b.col);
-  if (problems.some((p) => p.severity === 'error')) return { policy: null, problems };
   const policy: CompiledPolicy = {
     version: policyVersion(source.text),
     file: source.file,
@@ -190,6 +194,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
     rules: c.rules,
     warnings: problems,
   };
+  if (problems.some((p) => p.severity === 'error')) return { policy: null, problems, partial: policy };
   return { policy: Object.freeze(policy), problems };
 }
 
@@ -205,10 +210,10 @@ export function compilePolicy(text: string, file: string): CompileResult {
     const found = schemaProblems(policySchema as never, parsed.error.issues, source);
     // Report every problem, not one phase at a time: sections that are themselves valid are compiled too, so
     // an over-broad pattern shows up in the same run as a typo elsewhere in the file.
-    const semantic = compileDocument(validSections(source.data as Record<string, unknown>), source).problems;
+    const partial = compileDocument(validSections(source.data as Record<string, unknown>), source);
     const seen = new Set(found.map((p) => `${p.line}:${p.col}`));
-    const all = [...found, ...semantic.filter((p) => !seen.has(`${p.line}:${p.col}`))];
-    return { policy: null, problems: all.sort((a, b) => a.line - b.line || a.col - b.col) };
+    const all = [...found, ...partial.problems.filter((p) => !seen.has(`${p.line}:${p.col}`))];
+    return { policy: null, problems: all.sort((a, b) => a.line - b.line || a.col - b.col), ...(partial.partial ?? partial.policy ? { partial: (partial.partial ?? partial.policy) as CompiledPolicy } : {}) };
   }
   return compileDocument(parsed.data, source);
 }

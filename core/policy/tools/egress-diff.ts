@@ -34,8 +34,8 @@ function tenantDiff(name: string, before: CompiledTenant | undefined, after: Com
   }
   if (before && after) {
     if (before.mode !== after.mode) entry('changed', 'mode', { before: before.mode, after: after.mode });
-    for (const key of ['maxConnections', 'newConnectionsPerSecond', 'burst'] as const) {
-      if (before.sessionLimits[key] !== after.sessionLimits[key]) entry('changed', `per_session.${key}`, { before: String(before.sessionLimits[key]), after: String(after.sessionLimits[key]) });
+    for (const [key, label] of [['maxConnections', 'max_connections'], ['newConnectionsPerSecond', 'new_connections_per_second'], ['burst', 'burst']] as const) {
+      if (before.sessionLimits[key] !== after.sessionLimits[key]) entry('changed', `per_session.${label}`, { before: String(before.sessionLimits[key]), after: String(after.sessionLimits[key]) });
     }
   }
   return out;
@@ -70,6 +70,37 @@ export function diffEgress(before: CompiledPolicy, after: CompiledPolicy): DiffE
   for (const e of next) if (!prev.has(e)) out.push({ section: 'egress', change: 'added', subject: `unsafe_allow_private ${e}` });
   for (const e of prev) if (!next.has(e)) out.push({ section: 'egress', change: 'removed', subject: `unsafe_allow_private ${e}` });
   if (before.egress.mode !== after.egress.mode) out.push({ section: 'egress', change: 'changed', subject: 'mode', before: before.egress.mode, after: after.egress.mode });
+  // Fixed DNS answers decide where names go: a new one is as significant as a new grant.
+  const answers = (p: CompiledPolicy): Map<string, string> => new Map([...p.egress.resolver.hosts].map(([h, a]) => [h, [...a].sort().join(', ')]));
+  const [ra, rb] = [answers(before), answers(after)];
+  for (const [host, a] of rb) if (ra.get(host) !== a) out.push({ section: 'egress', change: ra.has(host) ? 'changed' : 'added', subject: `resolver.hosts ${host}`, ...(ra.has(host) ? { before: ra.get(host) as string } : {}), after: a });
+  for (const [host, a] of ra) if (!rb.has(host)) out.push({ section: 'egress', change: 'removed', subject: `resolver.hosts ${host}`, before: a });
+  if (before.egress.resolver.mode !== after.egress.resolver.mode) out.push({ section: 'egress', change: 'changed', subject: 'resolver.mode', before: before.egress.resolver.mode, after: after.egress.resolver.mode });
+  if (before.egress.resolver.servers.join(',') !== after.egress.resolver.servers.join(',')) out.push({ section: 'egress', change: 'changed', subject: 'resolver.servers', before: before.egress.resolver.servers.join(', ') || '(system)', after: after.egress.resolver.servers.join(', ') || '(system)' });
+  return out;
+}
+
+/** The audit trail: durability, segments, retention, and where events are shipped. */
+export function diffAudit(before: CompiledPolicy, after: CompiledPolicy): DiffEntry[] {
+  const out: DiffEntry[] = [];
+  const a = before.audit;
+  const b = after.audit;
+  if (a.durability !== b.durability) out.push({ section: 'audit', change: 'changed', subject: 'durability', before: a.durability, after: b.durability });
+  for (const [key, label] of [['flushIntervalMs', 'flush_interval'], ['segmentMaxAgeMs', 'segment_max_age'], ['checkpointIntervalMs', 'checkpoint_interval'], ['retentionMs', 'retention']] as const) {
+    if (a[key] !== b[key]) out.push({ section: 'audit', change: 'changed', subject: label, before: formatDuration(a[key]), after: formatDuration(b[key]) });
+  }
+  for (const key of ['segmentMaxBytes', 'maxPendingBytes'] as const) {
+    if (a[key] !== b[key]) out.push({ section: 'audit', change: 'changed', subject: key === 'segmentMaxBytes' ? 'segment_max_bytes' : 'max_pending_bytes', before: String(a[key]), after: String(b[key]) });
+  }
+  const describe = (s: (typeof a.sinks)[number]): string => `${s.type} ${'address' in s ? s.address : s.url}`;
+  const sa = new Map(a.sinks.map((s) => [s.name, s]));
+  const sb = new Map(b.sinks.map((s) => [s.name, s]));
+  for (const [name, s] of sb) {
+    const old = sa.get(name);
+    if (!old) out.push({ section: 'audit', change: 'added', subject: `sink ${name}`, after: describe(s) });
+    else if (JSON.stringify(old) !== JSON.stringify(s)) out.push({ section: 'audit', change: 'changed', subject: `sink ${name}`, before: describe(old), after: describe(s) });
+  }
+  for (const [name, s] of sa) if (!sb.has(name)) out.push({ section: 'audit', change: 'removed', subject: `sink ${name}`, before: describe(s) });
   return out;
 }
 

@@ -34,6 +34,10 @@ export interface Explanation {
   readonly enforceWouldDeny: boolean;
   /** The rule that decided, when one did. */
   readonly decidedBy?: RuleRef;
+  /** The stage that decided when it was not a rule match: `address guard`, `tenant`, or `default` (deny by default). */
+  readonly decidedByStage: string;
+  /** Where the addresses the guard checked came from, when it ran. */
+  readonly addressSource?: 'given' | 'literal' | 'policy resolver.hosts';
   /** What each stage saw, in the order the proxy evaluates them. */
   readonly steps: ReadonlyArray<{ readonly stage: string; readonly result: string; readonly rule?: RuleRef }>;
   readonly grantAssumed: boolean;
@@ -77,7 +81,7 @@ export function explainEgress(policy: CompiledPolicy, input: ExplainInput): Expl
     const deny = lookupDest(tenant.deny, host, port);
     steps.push(deny.match === 'full' ? { stage: 'deny rules', result: `match (${deny.item.mode})`, rule: ref(deny.item.id) as RuleRef } : { stage: 'deny rules', result: 'no match' });
     const granted = lookupDest(grants, host, port);
-    steps.push({ stage: grantAssumed ? 'grant*' : 'token grant', result: granted.match === 'full' ? 'match' : granted.match === 'host-only' ? 'host matches, port does not' : 'no match', ...(granted.match !== 'none' ? { rule: ref(granted.item.id) as RuleRef } : {}) });
+    steps.push({ stage: grantAssumed ? 'assumed grant*' : 'token grant', result: granted.match === 'full' ? 'match' : granted.match === 'host-only' ? 'host matches, port does not' : 'no match', ...(granted.match !== 'none' ? { rule: ref(granted.item.id) as RuleRef } : {}) });
     const ceiling = lookupDest(tenant.allow, host, port);
     steps.push({ stage: 'ceiling', result: ceiling.match === 'full' ? 'match' : ceiling.match === 'host-only' ? 'host matches, port does not' : 'no match', ...(ceiling.match !== 'none' ? { rule: ref(ceiling.item.id) as RuleRef } : {}) });
   } else {
@@ -85,8 +89,13 @@ export function explainEgress(policy: CompiledPolicy, input: ExplainInput): Expl
   }
 
   let decision: Decision = decide(policy, { tenant: input.tenant, grants, host, port });
+  let decidedByStage = tenant ? (decision.ruleId ? 'rule' : decision.allow ? 'grant' : 'default') : 'tenant';
+  let addressSource: Explanation['addressSource'];
   if (decision.allow && tenant) {
-    const addresses: IpAddress[] = host.kind === 'ip' ? [host.ip] : (input.addresses ?? []).map((a) => {
+    // Without --address, the policy's own fixed answers are what the proxy would use for the name.
+    const fixed = host.kind === 'name' && !input.addresses ? policy.egress.resolver.hosts.get(host.host) : undefined;
+    addressSource = host.kind === 'ip' ? 'literal' : input.addresses ? 'given' : fixed ? 'policy resolver.hosts' : undefined;
+    const addresses: IpAddress[] = host.kind === 'ip' ? [host.ip] : (input.addresses ?? fixed ?? []).map((a) => {
       const ip = parseIp(canonicalizeHost(a)?.host ?? a);
       if (!ip) throw new ExplainError(`"${a}" is not an IP address`);
       return ip;
@@ -97,6 +106,7 @@ export function explainEgress(policy: CompiledPolicy, input: ExplainInput): Expl
       if (!vet.ok) {
         steps.push({ stage: 'address guard', result: `refuses ${formatIp(vet.address)} (${vet.reason})`, ...(vet.ruleId ? { rule: ref(vet.ruleId) as RuleRef } : {}) });
         decision = { allow: false, reason: vet.reason, mode: 'enforce', enforceWouldDeny: false, ...(vet.ruleId ? { ruleId: vet.ruleId } : {}) };
+        decidedByStage = 'address guard';
       } else {
         steps.push({ stage: 'address guard', result: `allows ${shown}${vet.exceptionRuleId ? ` (via ${vet.exceptionRuleId})` : ''}` });
       }
@@ -113,6 +123,8 @@ export function explainEgress(policy: CompiledPolicy, input: ExplainInput): Expl
     mode: decision.mode,
     enforceWouldDeny: decision.enforceWouldDeny,
     ...(decidedBy ? { decidedBy } : {}),
+    decidedByStage,
+    ...(addressSource ? { addressSource } : {}),
     steps,
     grantAssumed,
   };

@@ -17,12 +17,14 @@ export interface LintResult {
  * file order, never just the first.
  */
 export function lintPolicy(text: string, file: string): LintResult {
-  const { policy, problems } = compilePolicy(text, file);
-  if (!policy) return { file, problems, policy: null };
+  const { policy, problems, partial } = compilePolicy(text, file);
+  // Lint rules run on what compiled even when the file has errors: every problem in one run.
+  const target = policy ?? partial;
+  if (!target) return { file, problems, policy: null };
   const { source } = parseYamlSource(text, file);
   if (!source) return { file, problems, policy };
   const ctx: LintContext = {
-    policy,
+    policy: target,
     source,
     at: (rule, severity, code, message) => ({ file, line: rule.line, col: rule.col, severity, code, message }),
     atPath: (path, severity, code, message) => ({ file, ...locate(source, path), severity, code, message }),
@@ -38,7 +40,13 @@ export function lintPolicy(text: string, file: string): LintResult {
   return { file, problems: unique.sort((a, b) => a.line - b.line || a.col - b.col), policy };
 }
 
-/** Every lint and load code with what it means, for `gatehouse policy lint --list` and the docs. */
-export function lintCodes(): Record<string, string> {
-  return Object.assign({}, LOAD_PROBLEM_CODES, ...SECTIONS.map((s) => s.lintCodes)) as Record<string, string>;
+/** Every lint and load code with its severity and what it means, for `gatehouse policy lint --list` and the docs. */
+export function lintCodes(): Record<string, { severity: 'error' | 'warning'; meaning: string }> {
+  const out: Record<string, { severity: 'error' | 'warning'; meaning: string }> = {};
+  // Load problems are errors unless marked; section lint rules are warnings (the policy loads, but look again).
+  for (const [code, meaning] of Object.entries(LOAD_PROBLEM_CODES)) {
+    out[code] = meaning.startsWith('Warning: ') ? { severity: 'warning', meaning: meaning.slice('Warning: '.length) } : { severity: 'error', meaning };
+  }
+  for (const section of SECTIONS) for (const [code, meaning] of Object.entries(section.lintCodes)) out[code] = { severity: 'warning', meaning };
+  return out;
 }

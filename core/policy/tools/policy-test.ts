@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
+import { REASONS, type Reason } from '../../errors/index.js';
 import type { CompiledPolicy } from '../compiled-policy.js';
 import { compilePolicy } from '../compile-policy.js';
 import { schemaProblems } from '../schema-problems.js';
@@ -10,7 +11,10 @@ import { explainEgress, ExplainError } from './explain.js';
 /** What a case expects; every field but the decision is optional (unchecked when absent). */
 const expectSchema = z.strictObject({
   decision: z.enum(['allow', 'deny']).describe('allow or deny.'),
-  reason: z.string().min(1).optional().describe('The reason code. Absent: not checked.'),
+  reason: z
+    .enum(Object.keys(REASONS) as [Reason, ...Reason[]])
+    .optional()
+    .describe('The reason code, one of docs/reference/deny-reasons.md. Absent: not checked.'),
   rule: z.string().min(1).optional().describe('The id of the rule that decides, e.g. tenants[acme].egress.allow[2]. Absent: not checked.'),
   enforce_would_deny: z.boolean().optional().describe('Whether report mode let a would-be deny through. Absent: not checked.'),
 });
@@ -127,15 +131,18 @@ export async function findTestFiles(paths: readonly string[]): Promise<string[]>
 const xml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** JUnit XML, the format CI systems (GitLab, Jenkins, GitHub test reporters) read. */
-export function toJunit(results: readonly FileResult[]): string {
-  const suites = results.map((r) => {
+export function toJunit(results: readonly FileResult[], base: string = process.cwd()): string {
+  // Paths relative to where the run started, as CI test reporters link them to the repository.
+  const rel = (file: string): string => relative(base, file) || file;
+  const suites = results.map((r0) => {
+    const r = { ...r0, file: rel(r0.file) };
     const failures = r.cases.filter((c) => !c.passed).length + (r.problems.length > 0 ? 1 : 0);
     const cases = r.cases.map((c) => {
       const body = c.passed ? '' : `<failure message="${xml(c.error ?? 'decision differs')}">${xml(c.error ?? c.diff.join('\n'))}</failure>`;
       return `    <testcase classname="${xml(r.file)}" name="${xml(c.name)}" file="${xml(r.file)}" line="${c.line}">${body}</testcase>`;
     });
     if (r.problems.length > 0) {
-      const detail = r.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.code} ${p.message}`).join('\n');
+      const detail = r.problems.map((p) => `${rel(p.file)}:${p.line}:${p.col}: ${p.code} ${p.message}`).join('\n');
       cases.push(`    <testcase classname="${xml(r.file)}" name="load"><error message="the test file or its policy does not load">${xml(detail)}</error></testcase>`);
     }
     return `  <testsuite name="${xml(r.file)}" tests="${cases.length}" failures="${failures}">\n${cases.join('\n')}\n  </testsuite>`;

@@ -42,9 +42,33 @@ export function secretShape(value: string): string | null {
   return null;
 }
 
-/** Scan every string in the policy, wherever it is, for credential-shaped values. */
+/** The comment part of a YAML line (a '#' at the start or after a space, outside quotes), with its column. */
+function commentOf(line: string): { text: string; col: number } | null {
+  let quote: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || line[i - 1] === ' ' || line[i - 1] === '\t')) return { text: line.slice(i + 1), col: i + 2 };
+  }
+  return null;
+}
+
+/** Scan every string in the policy, and every comment, for credential-shaped values. */
 export function lintSecrets(ctx: LintContext): Problem[] {
   const out: Problem[] = [];
+  // Comments are not data, but they are in git all the same.
+  ctx.source.text.split('\n').forEach((line, i) => {
+    const comment = commentOf(line);
+    if (!comment) return;
+    let offset = 0;
+    for (const token of comment.text.split(/(\s+)/)) {
+      const what = token.trim() ? secretShape(token) : null;
+      if (what) out.push({ file: ctx.source.file, line: i + 1, col: comment.col + offset, severity: 'warning', code: 'inline-secret', message: `this comment holds what looks like ${what}; remove it (and rotate the credential)` });
+      offset += token.length;
+    }
+  });
   visit(ctx.source.doc, {
     Scalar(_key, node) {
       if (!isScalar(node) || typeof node.value !== 'string') return;

@@ -1,4 +1,4 @@
-import { diffEgress, diffTokens } from './egress-diff.js';
+import { diffAudit, diffEgress, diffTokens } from './egress-diff.js';
 import { EGRESS_LINT_CODES, lintEgress } from './egress-lint.js';
 import { lintSecrets, SECRETS_LINT_CODES } from './secrets-lint.js';
 import type { PolicySection } from './section.js';
@@ -10,5 +10,6 @@ import type { PolicySection } from './section.js';
 export const SECTIONS: readonly PolicySection[] = [
   { name: 'tokens', lintCodes: {}, lint: () => [], diff: diffTokens },
   { name: 'egress', lintCodes: EGRESS_LINT_CODES, lint: lintEgress, diff: diffEgress },
+  { name: 'audit', lintCodes: {}, lint: () => [], diff: diffAudit },
   { name: 'secrets', lintCodes: SECRETS_LINT_CODES, lint: lintSecrets, diff: () => [] },
 ];
