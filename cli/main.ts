@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { isGatehouseError } from '../core/errors/index.js';
+import { GatehouseError, isGatehouseError } from '../core/errors/index.js';
 import { formatProblem, type Problem } from '../core/policy/index.js';
-import { auditVerify } from './audit-command.js';
+import { auditQuery, auditSinks, auditTail, auditVerify } from './audit-command.js';
 import { policyDiff, policyExplain, policyLint, policySchemaCommand, policyTest } from './policy-command.js';
 import { runUp } from './run-up.js';
 import { runtimeConfig, type ConfigNeeds, type RuntimeConfig } from './runtime-config.js';
@@ -15,6 +15,20 @@ const err = (s: string): void => void process.stderr.write(`${s}\n`);
 // Each command accepts only the flags that mean something to it: a mistyped or misplaced flag is an error.
 const STATE = { state: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 const ADMIN = { 'admin-url': { type: 'string' }, 'admin-listen': { type: 'string' } } as const;
+const FILTERS = {
+  session: { type: 'string' },
+  tenant: { type: 'string' },
+  decision: { type: 'string' },
+  reason: { type: 'string', multiple: true },
+  source: { type: 'string', multiple: true },
+  since: { type: 'string' },
+  until: { type: 'string' },
+} as const;
+
+const oneDir = (positionals: readonly string[]): string | undefined => {
+  if (positionals.length > 1) throw new GatehouseError('GH_ERR_USAGE', { detail: 'at most one DIR (the audit directory)' });
+  return positionals[0];
+};
 
 const OPTIONS = {
   up: {
@@ -39,6 +53,9 @@ const OPTIONS = {
   'token revoke': { ...STATE, ...ADMIN, session: { type: 'string' }, reason: { type: 'string' } },
   'keys rotate': { ...STATE, ...ADMIN },
   'audit verify': { ...STATE, json: { type: 'boolean' } },
+  'audit tail': { ...STATE, ...FILTERS, lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
+  'audit query': { ...STATE, ...FILTERS, limit: { type: 'string' }, json: { type: 'boolean' } },
+  'audit sinks': { ...STATE, ...ADMIN, json: { type: 'boolean' } },
   'policy lint': { help: { type: 'boolean', short: 'h' }, format: { type: 'string' }, strict: { type: 'boolean' }, list: { type: 'boolean' } },
   'policy explain': {
     help: { type: 'boolean', short: 'h' },
@@ -54,7 +71,7 @@ const OPTIONS = {
   'policy schema': { help: { type: 'boolean', short: 'h' }, tests: { type: 'boolean' } },
 } as const;
 
-const POSITIONALS: ReadonlySet<Command> = new Set(['audit verify', 'policy lint', 'policy explain', 'policy test', 'policy diff']);
+const POSITIONALS: ReadonlySet<Command> = new Set(['audit verify', 'audit tail', 'audit query', 'policy lint', 'policy explain', 'policy test', 'policy diff']);
 
 type Command = keyof typeof OPTIONS;
 
@@ -103,6 +120,12 @@ async function main(argv: readonly string[]): Promise<number> {
       return keysRotate(flags, config('admin-client'), out);
     case 'audit verify':
       return auditVerify(parsed.positionals[0], flags['json'] === true, config('local'), out);
+    case 'audit tail':
+      return auditTail(oneDir(parsed.positionals), flags, config('local'), out);
+    case 'audit query':
+      return auditQuery(oneDir(parsed.positionals), flags, config('local'), out);
+    case 'audit sinks':
+      return auditSinks(flags, config('admin-client'), out, err);
     case 'policy lint':
       return policyLint(parsed.positionals, flags, out);
     case 'policy explain':

@@ -17,7 +17,21 @@ Usage:
       Start signing with a new key; tokens signed by the old key stay valid until they expire.
 
   gatehouse audit verify [DIR] [--json]
-      Check every audit hash chain; exit 1 naming the first edited, deleted, inserted or reordered record.
+      Check every audit hash chain and signed checkpoint; exit 1 naming the first edited, deleted, inserted,
+      reordered or truncated record.
+
+  gatehouse audit tail [DIR] [-n 20] [--follow] [FILTERS] [--json]
+      The last N events (oldest first) as a table, or with --json as the log's own lines; --follow keeps
+      printing new ones until interrupted.
+
+  gatehouse audit query [DIR] [FILTERS] [--limit N] [--json]
+      Every matching event in time order. FILTERS: --session S, --tenant T, --decision allow|deny,
+      --reason CODE (repeatable), --source egress|control|... (repeatable), --since/--until TIME, where
+      TIME is RFC 3339 (2026-11-26T09:00:00Z) or a duration ago (15m, 2h, 7d).
+
+  gatehouse audit sinks [--admin-url URL] [--json]
+      Each SIEM sink's state, lag, delivered and error counts from the running Gatehouse (exit 1 while any is
+      failing); when it is not running, each sink's undelivered records from the cursor files.
 
   gatehouse policy lint FILE... [--format text|json] [--strict] [--list]
       Every problem in each policy as file:line:col: severity code message. Exit 0 clean (warnings allowed
