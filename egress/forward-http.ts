@@ -3,7 +3,7 @@ import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Reason } from '../core/errors/index.js';
 import { canonicalizeHost, DialError, formatIp, hostForAuthority, type IpAddress, type Netguard } from '../core/netguard/index.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './hop-by-hop.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from '../core/http/hop-by-hop.js';
 import type { ProxyTarget } from './request-target.js';
 
 /** Host header value for the upstream: the canonical host (punycode, dotted quad), port only when not default. */

@@ -6,7 +6,7 @@ import { DialError } from '../core/netguard/index.js';
 import { admit, type Admission } from './admission.js';
 import { denySocket } from './deny-response.js';
 import { canonicalAuthority } from './forward-http.js';
-import { upstreamRequestHeaders } from './hop-by-hop.js';
+import { upstreamRequestHeaders } from '../core/http/hop-by-hop.js';
 import type { ProxyContext } from './proxy-context.js';
 import { parseAbsoluteTarget, parseConnectTarget, sameAuthority, singleHostHeader, type TargetResult } from './request-target.js';
 import { splice } from './splice.js';

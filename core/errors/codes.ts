@@ -34,6 +34,10 @@ export const ERROR_CODES = {
   ),
   GH_ERR_TOKEN_SESSION_REVOKED: code(409, 'Session "{session}" was revoked; issue a token for a new session id.'),
   GH_ERR_TOKEN_NO_GRANT: code(400, 'A token needs at least one --allow destination.'),
+  GH_ERR_TOKEN_NO_BROKER: code(403, 'Tenant "{tenant}" has no broker access in the policy.'),
+  GH_ERR_TOKEN_FILESYSTEM_INVALID: code(400, 'Filesystem id "{filesystem}" is invalid: use 1-64 characters from A-Z a-z 0-9 _ -'),
+  GH_ERR_TOKEN_MOUNT_OUTSIDE_CEILING: code(403, 'Mount "{mount}" ({mode}) is outside the broker ceiling of tenant "{tenant}".'),
+  GH_ERR_TOKEN_UPSTREAM_OUTSIDE_CEILING: code(403, 'Upstream "{upstream}" is not granted to tenant "{tenant}".'),
 
   // Admin API
   GH_ERR_ADMIN_UNAUTHORIZED: code(401, 'Missing or invalid admin token.'),
@@ -49,6 +53,17 @@ export const ERROR_CODES = {
   // Audit
   GH_ERR_AUDIT_WRITE: code(500, 'The audit log could not be written: {detail}.'),
   GH_ERR_AUDIT_INVALID_EVENT: code(500, 'An audit event failed validation: {detail}.'),
+
+  // Credential broker (the wire error of each refusal also carries its reason code)
+  GH_ERR_BROKER_DENIED: code(403, 'Refused: {detail}.'),
+  GH_ERR_BROKER_BAD_REQUEST: code(400, 'Invalid request: {detail}.'),
+  GH_ERR_BROKER_NOT_FOUND: code(404, 'Not found: {detail}.'),
+  GH_ERR_BROKER_TOO_LARGE: code(413, 'Too large: {detail}.'),
+  GH_ERR_BROKER_RANGE: code(416, 'Range not satisfiable: {detail}.'),
+  GH_ERR_BROKER_LIMITED: code(429, 'Too many requests for this session: {detail}.'),
+  GH_ERR_BROKER_UNAUTHORIZED: code(401, 'Missing, invalid or expired broker token: {detail}.'),
+  GH_ERR_BROKER_BACKEND: code(502, 'The file store or upstream failed: {detail}.'),
+  GH_ERR_BROKER_UNAVAILABLE: code(503, 'Unavailable: {detail}.'),
 
   // Listeners and process
   GH_ERR_LISTEN: code(500, 'Could not listen on {address}: {detail}.'),

@@ -74,6 +74,20 @@ export const REASONS = {
 
   audit_unavailable: reason(503, 'The audit log cannot be written, and durability is strict: nothing is done that cannot be recorded.'),
 
+  // --- credential broker ---
+  path_invalid: reason(400, 'The file path is not allowed: a .. or . segment, an encoded separator, a backslash, a control character, or too long.'),
+  mount_not_granted: reason(403, "The path is outside every mount the session's broker token grants."),
+  mount_read_only: reason(403, 'The path is on a mount the session may only read.'),
+  upstream_not_granted: reason(403, "The upstream is not one the session's broker token grants."),
+  file_not_found: reason(404, 'No file at that path.'),
+  range_not_satisfiable: reason(416, 'The requested byte range is outside the file.'),
+  object_too_large: reason(413, 'The upload or request body is larger than the mount or upstream allows.'),
+  body_incomplete: reason(400, 'The client sent fewer body bytes than it declared, or went away mid-upload; nothing was stored.'),
+  too_many_requests: reason(429, 'The session has as many requests in flight as its policy allows.'),
+  backend_unavailable: reason(503, 'The file store could not be reached or did not answer in time.'),
+  backend_rejected: reason(502, "The file store refused the broker's request (for example its credentials); nothing was changed."),
+  credential_unavailable: reason(503, "The broker's credential for this store or upstream could not be loaded."),
+
   // --- upstream ---
   upstream_connect_failed: reason(502, 'The vetted upstream address refused or dropped the connection.'),
   upstream_timeout: reason(504, 'The upstream did not connect or answer within the timeout.'),

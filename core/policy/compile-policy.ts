@@ -4,6 +4,8 @@ import { parseCidr } from '../netguard/ip-address.js';
 import type { AddressDenyRule, PrivateException } from '../netguard/vet-addresses.js';
 import { parseDuration } from '../util/duration.js';
 import { compileAudit } from './compile-audit.js';
+import { brokerLimits, compileBroker, compileTenantBroker, DEFAULT_BROKER_LIMITS } from './compile-broker.js';
+import { brokerSectionSchema } from './broker-schema.js';
 import type { CompiledPolicy, CompiledRule, CompiledTenant, Mode, SessionLimits } from './compiled-policy.js';
 import { POLICY_BOUNDS, POLICY_DEFAULTS as D } from './defaults.js';
 import { parseDestPattern } from './dest-pattern.js';
@@ -151,6 +153,10 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
   const exceptions = c.exceptions(doc);
   const resolver = c.resolverSettings(doc);
 
+  const reportTo = (path: readonly PathItem[], severity: Problem['severity'], code: string, message: string): void => c.report(path, severity, code, message);
+  const broker = compileBroker(doc.broker, reportTo);
+  const brokerBase = brokerLimits(DEFAULT_BROKER_LIMITS, doc.broker?.limits);
+
   const tenants = new Map<string, CompiledTenant>();
   (doc.tenants ?? []).forEach((t, i) => {
     if (!t) return; // a tenant that failed the schema (reported there); its neighbours are still checked
@@ -178,11 +184,12 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
         newConnectionsPerSecond: s?.new_connections_per_second ?? baseSession.newConnectionsPerSecond,
         burst: s?.burst ?? baseSession.burst,
       },
+      broker: compileTenantBroker(path, t.broker, broker, brokerBase, reportTo),
       line: locate(source, path).line,
     });
   });
 
-  const audit = compileAudit(doc.audit, (path, severity, code, message) => c.report(path, severity, code, message));
+  const audit = compileAudit(doc.audit, reportTo);
   const problems = [...c.problems].sort((a, b) => a.line - b.line || a.col - b.col);
   const policy: CompiledPolicy = {
     version: policyVersion(source.text),
@@ -190,6 +197,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
     tokens: { maxTtlMs, defaultTtlMs: Math.min(defaultTtlMs, maxTtlMs), clockSkewMs },
     egress: { mode: egressMode, limits, resolver, exceptions },
     tenants,
+    broker,
     audit,
     rules: c.rules,
     warnings: problems,
@@ -225,6 +233,8 @@ function validSections(data: Record<string, unknown>): PolicyDocument {
   if (tokens.success && tokens.data) doc.tokens = tokens.data;
   const egress = egressSectionSchema.safeParse(data['egress']);
   if (egress.success && egress.data) doc.egress = egress.data;
+  const broker = brokerSectionSchema.safeParse(data['broker']);
+  if (broker.success && broker.data) doc.broker = broker.data;
   const audit = auditSectionSchema.safeParse(data['audit']);
   if (audit.success && audit.data) doc.audit = audit.data;
   if (Array.isArray(data['tenants'])) {

@@ -1,5 +1,6 @@
 import type { AddressGuard, PrivateException } from '../netguard/vet-addresses.js';
 import type { AuditSettings } from './compile-audit.js';
+import type { BrokerSettings, TenantBrokerSettings } from './compile-broker.js';
 import type { DestPattern } from './dest-pattern.js';
 import type { RuleIndex } from './rule-index.js';
 import type { Problem } from './yaml-source.js';
@@ -32,6 +33,8 @@ export interface CompiledTenant {
   /** Exceptions and CIDR deny rules for resolved addresses. */
   readonly guard: AddressGuard;
   readonly sessionLimits: SessionLimits;
+  /** The broker ceiling; null when the tenant has no broker access. */
+  readonly broker: TenantBrokerSettings | null;
   readonly line: number;
 }
 
@@ -65,6 +68,7 @@ export interface CompiledPolicy {
     readonly exceptions: readonly PrivateException[];
   };
   readonly tenants: ReadonlyMap<string, CompiledTenant>;
+  readonly broker: BrokerSettings;
   readonly audit: AuditSettings;
   /** Every rule by id, for explain and audit. */
   readonly rules: ReadonlyMap<string, CompiledRule>;

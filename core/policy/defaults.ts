@@ -26,6 +26,19 @@ export const POLICY_DEFAULTS = Object.freeze({
       resendWindow: '10s',
     }),
   }),
+  broker: Object.freeze({
+    /** The store tenants use when they name none (a local store, created when no store is configured). */
+    store: 'files',
+    partSize: '16MiB',
+    maxObjectBytes: '5GiB',
+    maxRequestBytes: '32MiB',
+    upstreamTimeout: '5m',
+    perSession: Object.freeze({
+      requestsPerSecond: 50,
+      burst: 100,
+      maxConcurrent: 32,
+    }),
+  }),
   egress: Object.freeze({
     mode: 'enforce' as const,
     limits: Object.freeze({

@@ -29,4 +29,11 @@ export const LOAD_PROBLEM_CODES = {
   unreadable: 'The file cannot be read.',
   'duplicate-sink': 'Two audit sinks with the same name (names key their cursors and metrics).',
   'plaintext-sink': 'Warning: an audit sink reached over plain http outside loopback, so events and its credential travel in clear.',
+  'duplicate-store': 'Two broker stores with the same name.',
+  'duplicate-upstream': 'Two broker upstreams with the same name.',
+  'duplicate-mount': 'The same mount path twice in one tenant.',
+  'unknown-store': "A tenant's broker.store that broker.stores does not define.",
+  'unknown-upstream': "A tenant's broker.upstreams entry that broker.upstreams does not define.",
+  'plaintext-upstream': 'A broker store or upstream reached over plain http outside loopback: its credential and data would travel in clear.',
+  'invalid-url': 'A URL with parts it may not have (a path on an S3 endpoint, a query or user info on an upstream) or a scheme other than http(s).',
 } as const;

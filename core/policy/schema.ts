@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from '../util/duration.js';
 import { auditSectionSchema } from './audit-schema.js';
+import { brokerSectionSchema, tenantBrokerSchema } from './broker-schema.js';
 import { POLICY_BOUNDS, POLICY_DEFAULTS as D } from './defaults.js';
 
 /**
@@ -155,6 +156,7 @@ export const tenantSchema = z
       .describe('Unique tenant name; tokens carry it in the `tenant` claim.'),
     mode: mode.optional().describe('Enforce or report for this tenant. Absent: egress.mode.'),
     egress: tenantEgress.optional(),
+    broker: tenantBrokerSchema.optional(),
   })
   .describe('A tenant: a team, product or customer whose sessions share one ceiling.');
 
@@ -175,6 +177,7 @@ export const policySchema = z
       .array(tenantSchema)
       .optional()
       .describe('Tenants. Absent or empty: no tenant exists, so no token can be issued and every request is refused.'),
+    broker: brokerSectionSchema.optional(),
     audit: auditSectionSchema.optional(),
   })
   .describe(`A Gatehouse policy (at most ${POLICY_BOUNDS.maxPolicyBytes} bytes of YAML).`);

@@ -26,6 +26,24 @@ export interface EgressIssueResult {
 
 export const newSessionId = (): string => `sess-${randomBytes(9).toString('base64url')}`;
 
+/** The checks every token type shares: a valid session id that is not revoked, and a TTL within the policy maximum. */
+export function sessionAndTtl(
+  deps: { readonly policy: CompiledPolicy; readonly isRevoked: (session: string) => boolean },
+  request: { readonly session?: string | undefined; readonly ttl?: string | undefined },
+): { session: string; ttlMs: number } {
+  const session = request.session ?? newSessionId();
+  if (!SESSION_ID.test(session)) throw new GatehouseError('GH_ERR_TOKEN_SESSION_INVALID', { session: session.slice(0, 64) });
+  if (deps.isRevoked(session)) throw new GatehouseError('GH_ERR_TOKEN_SESSION_REVOKED', { session });
+  let ttlMs = deps.policy.tokens.defaultTtlMs;
+  if (request.ttl !== undefined) {
+    const parsed = parseDuration(request.ttl);
+    if (parsed === null || parsed <= 0) throw new GatehouseError('GH_ERR_TOKEN_TTL_INVALID', { ttl: request.ttl.slice(0, 32) });
+    if (parsed > deps.policy.tokens.maxTtlMs) throw new GatehouseError('GH_ERR_TOKEN_TTL_TOO_LONG', { ttl: request.ttl, max: formatDuration(deps.policy.tokens.maxTtlMs) });
+    ttlMs = parsed;
+  }
+  return { session, ttlMs };
+}
+
 /**
  * Everything `gatehouse token issue` and `POST /v1/sessions` check before signing an egress token: a valid
  * session id that is not revoked, a TTL within the policy maximum, and destinations inside the tenant's ceiling.
@@ -35,16 +53,7 @@ export async function issueEgressToken(
   request: EgressIssueRequest,
 ): Promise<EgressIssueResult> {
   const { policy } = deps;
-  const session = request.session ?? newSessionId();
-  if (!SESSION_ID.test(session)) throw new GatehouseError('GH_ERR_TOKEN_SESSION_INVALID', { session: session.slice(0, 64) });
-  if (deps.isRevoked(session)) throw new GatehouseError('GH_ERR_TOKEN_SESSION_REVOKED', { session });
-  let ttlMs = policy.tokens.defaultTtlMs;
-  if (request.ttl !== undefined) {
-    const parsed = parseDuration(request.ttl);
-    if (parsed === null || parsed <= 0) throw new GatehouseError('GH_ERR_TOKEN_TTL_INVALID', { ttl: request.ttl.slice(0, 32) });
-    if (parsed > policy.tokens.maxTtlMs) throw new GatehouseError('GH_ERR_TOKEN_TTL_TOO_LONG', { ttl: request.ttl, max: formatDuration(policy.tokens.maxTtlMs) });
-    ttlMs = parsed;
-  }
+  const { session, ttlMs } = sessionAndTtl(deps, request);
   const { egress, warnings } = checkGrant(policy, request.tenant, request.destinations);
   const issued = await issueSessionToken(deps.keys, {
     issuer: deps.issuer,

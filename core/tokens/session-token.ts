@@ -106,6 +106,16 @@ function checkClaims(payload: JWTPayload, audience: Audience): SessionClaims {
     const egress = p['egress'];
     if (!Array.isArray(egress) || egress.length > 1000 || !egress.every(str)) throw new TokenError('auth_invalid', 'bad_egress_claim');
   }
+  if (audience === AUDIENCE.broker) {
+    // Signed by us, but checked anyway: a claim of the wrong shape must not reach path or mount logic.
+    if (!str(p['fs']) || !/^[A-Za-z0-9_-]{1,64}$/.test(p['fs'])) throw new TokenError('auth_invalid', 'bad_fs_claim');
+    const mounts = p['mounts'];
+    if (mounts === null || typeof mounts !== 'object' || Array.isArray(mounts)) throw new TokenError('auth_invalid', 'bad_mounts_claim');
+    const entries = Object.entries(mounts as Record<string, unknown>);
+    if (entries.length > 64 || !entries.every(([k, v]) => /^\/[a-z0-9][a-z0-9._-]{0,62}$/.test(k) && (v === 'ro' || v === 'rw'))) throw new TokenError('auth_invalid', 'bad_mounts_claim');
+    const upstreams = p['upstreams'];
+    if (!Array.isArray(upstreams) || upstreams.length > 64 || !upstreams.every(str)) throw new TokenError('auth_invalid', 'bad_upstreams_claim');
+  }
   return p as unknown as SessionClaims;
 }
 
