@@ -7,7 +7,7 @@ import { GatehouseError, isGatehouseError, toWireError, type Reason } from '../c
 import type { SinkStats } from '../core/audit/shipper.js';
 import type { Logger } from '../core/log/logger.js';
 import type { PolicyStore } from '../core/policy/index.js';
-import { issueEgressToken, type Keystore, type RevocationList } from '../core/tokens/index.js';
+import { checkBrokerGrant, issueBrokerToken, issueEgressToken, newSessionId, type Keystore, type MountMode, type RevocationList } from '../core/tokens/index.js';
 import { createSessionRoutesSchemas } from './admin-schemas.js';
 import type { SessionRegistry } from './session-registry.js';
 
@@ -54,6 +54,9 @@ const CODE_REASONS: Readonly<Record<string, Reason>> = {
   GH_ERR_TOKEN_SESSION_REVOKED: 'session_revoked',
   GH_ERR_TOKEN_TTL_TOO_LONG: 'ttl_too_long',
   GH_ERR_POLICY_INVALID: 'policy_invalid',
+  GH_ERR_TOKEN_NO_BROKER: 'mount_not_granted',
+  GH_ERR_TOKEN_MOUNT_OUTSIDE_CEILING: 'mount_not_granted',
+  GH_ERR_TOKEN_UPSTREAM_OUTSIDE_CEILING: 'upstream_not_granted',
 };
 const reasonFor = (err: unknown): Reason => (isGatehouseError(err) ? (CODE_REASONS[err.code] ?? 'malformed_request') : 'malformed_request');
 
@@ -145,21 +148,36 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     v1.addHook('onRequest', requireAdmin);
 
     v1.post('/v1/sessions', { schema: schemas.createSession }, async (req, reply) => {
-      const body = req.body as { tenant: string; session?: string; egress: string[]; ttl?: string };
+      const body = req.body as { tenant: string; session?: string; egress?: string[]; broker?: { filesystem: string; mounts?: Record<string, MountMode>; upstreams?: string[] }; ttl?: string };
+      const deps = { policy: options.policy.current, keys: options.keys, isRevoked: (s: string) => options.revocations.isRevoked(s), issuer: options.issuer };
       try {
-        const issued = await issueEgressToken(
-          { policy: options.policy.current, keys: options.keys, isRevoked: (s) => options.revocations.isRevoked(s), issuer: options.issuer },
-          { tenant: body.tenant, destinations: body.egress, ...(body.session ? { session: body.session } : {}), ...(body.ttl ? { ttl: body.ttl } : {}) },
-        );
-        await options.sessions.record({ session: issued.session, tenant: issued.tenant, egress: issued.egress, expires_at: new Date(issued.expiresAt).toISOString(), jti: issued.jti });
-        audit(req, { operation: 'CreateSession', activity: 1, outcome: { allow: true, reason: 'allowed' }, status: 201, tenant: issued.tenant, details: { session: issued.session, jti: issued.jti, egress: issued.egress } });
+        // Check both grants before signing either: a refused broker grant must not leave an orphan egress token.
+        if (body.broker) checkBrokerGrant(deps.policy, { tenant: body.tenant, filesystem: body.broker.filesystem, ...(body.broker.mounts ? { mounts: body.broker.mounts } : {}), ...(body.broker.upstreams ? { upstreams: body.broker.upstreams } : {}) });
+        const session = body.session ?? newSessionId();
+        const ttl = body.ttl ? { ttl: body.ttl } : {};
+        const egress = body.egress ? await issueEgressToken(deps, { tenant: body.tenant, destinations: body.egress, session, ...ttl }) : null;
+        const broker = body.broker
+          ? await issueBrokerToken(deps, { tenant: body.tenant, session, filesystem: body.broker.filesystem, ...(body.broker.mounts ? { mounts: body.broker.mounts } : {}), ...(body.broker.upstreams ? { upstreams: body.broker.upstreams } : {}), ...ttl })
+          : null;
+        const first = (egress ?? broker) as { expiresAt: number; jti: string };
+        const jtis = [egress?.jti, broker?.jti].filter((j): j is string => j !== undefined);
+        for (const jti of jtis) await options.sessions.record({ session, tenant: body.tenant, egress: egress?.egress ?? [], expires_at: new Date(first.expiresAt).toISOString(), jti });
+        audit(req, {
+          operation: 'CreateSession',
+          activity: 1,
+          outcome: { allow: true, reason: 'allowed' },
+          status: 201,
+          tenant: body.tenant,
+          details: { session, jti: first.jti, ...(egress && broker ? { broker_jti: broker.jti } : {}), ...(egress ? { egress: egress.egress } : {}), ...(broker ? { filesystem: broker.grant.fs, mounts: broker.grant.mounts, upstreams: broker.grant.upstreams } : {}) },
+        });
         return reply.code(201).send({
-          session: issued.session,
-          tenant: issued.tenant,
-          expires_at: new Date(issued.expiresAt).toISOString(),
-          egress: issued.egress,
-          tokens: { egress: issued.token },
-          warnings: issued.warnings,
+          session,
+          tenant: body.tenant,
+          expires_at: new Date(first.expiresAt).toISOString(),
+          ...(egress ? { egress: egress.egress } : {}),
+          ...(broker ? { broker: { filesystem: broker.grant.fs, mounts: broker.grant.mounts, upstreams: broker.grant.upstreams } } : {}),
+          tokens: { ...(egress ? { egress: egress.token } : {}), ...(broker ? { broker: broker.token } : {}) },
+          warnings: egress?.warnings ?? [],
         });
       } catch (err) {
         audit(req, { operation: 'CreateSession', activity: 1, outcome: { allow: false, reason: reasonFor(err) }, status: isGatehouseError(err) ? err.status : 500, tenant: body.tenant, details: { ...(isGatehouseError(err) ? { code: err.code } : {}) } });

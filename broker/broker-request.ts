@@ -36,6 +36,8 @@ export class BrokerRequest {
   upstreamPath: string | undefined;
   bytesIn = 0;
   bytesOut = 0;
+  /** The body length announced to the client, when known: a client may close as soon as it has that many bytes. */
+  expectedOut: number | undefined;
   private decidedDurably = false;
   readonly started = Date.now();
   private readonly startedAt = performance.now();
@@ -117,7 +119,7 @@ export class BrokerRequest {
 
   /** Record the outcome: one audit event (two in strict mode), a metric, and a debug log for refusals. */
   finish(allow: boolean, reason: Reason, status: number, authDetail?: string): void {
-    const complete = this.res.writableFinished;
+    const complete = this.res.writableFinished || (this.expectedOut !== undefined && this.bytesOut >= this.expectedOut);
     const input = this.eventInput(allow, reason, status, {
       ...(authDetail ? { authDetail } : {}),
       ...(this.decidedDurably ? { phase: 'end' as const } : {}),

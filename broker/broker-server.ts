@@ -30,7 +30,8 @@ export interface BrokerOptions {
 export interface Broker {
   /** Listen on host:port, or on a unix socket path. */
   listen(at: { host: string; port: number } | { socket: string }): Promise<AddressInfo | string>;
-  /** Refuse the session's next requests at once (its tokens are already in the revocation list). */
+  /** End a revoked session's requests in flight (new ones are refused by the revocation list). Returns how many. */
+  cutSession(session: string): number;
   close(): Promise<void>;
 }
 
@@ -68,6 +69,7 @@ export function createBroker(options: BrokerOptions): Broker {
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   /** Run one operation: authenticate, take a rate slot, do it; every outcome ends in exactly one audit record. */
+  const inflight = new Map<string, Set<BrokerRequest>>();
   const run = (operation: Operation, sdkHeaders: boolean, work: (r: BrokerRequest, query: URLSearchParams) => Promise<void>) => async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     reply.hijack(); // the routes write the raw response (streams both ways)
     const r = new BrokerRequest(deps, operation, req.id, req.raw, reply.raw);
@@ -79,7 +81,15 @@ export function createBroker(options: BrokerOptions): Broker {
       const slot = limits.acquire(session.claims.sub, session.ceiling.limits);
       if (!slot.ok) throw new Refusal(slot.reason, slot.reason === 'rate_limited' ? 'this session is over its request rate' : 'this session has too many requests in flight', { 'retry-after': '1' });
       release = slot.release;
-      await work(r, query);
+      let mine = inflight.get(session.claims.sub);
+      if (!mine) inflight.set(session.claims.sub, (mine = new Set()));
+      mine.add(r);
+      try {
+        await work(r, query);
+      } finally {
+        mine.delete(r);
+        if (mine.size === 0) inflight.delete(session.claims.sub);
+      }
     } catch (err) {
       r.refuse(err);
     } finally {
@@ -125,6 +135,16 @@ export function createBroker(options: BrokerOptions): Broker {
       }
       await app.listen({ host: at.host, port: at.port });
       return app.server.address() as AddressInfo;
+    },
+    cutSession(session) {
+      const live = inflight.get(session);
+      if (!live) return 0;
+      // An upload cut here never lands (the store sees an aborted body); a download simply stops.
+      for (const r of live) {
+        r.req.destroy();
+        r.res.destroy();
+      }
+      return live.size;
     },
     async close() {
       clearInterval(sweeper);

@@ -36,7 +36,8 @@ export function checkLogicalPath(path: string): string {
   if (!path.startsWith('/')) throw new PathError('a path starts with /');
   if (path.includes('\\')) throw new PathError('a backslash is not allowed in a path');
   if (CONTROL.test(path)) throw new PathError('control characters (NUL included) are not allowed in a path');
-  if (!path.isWellFormed()) throw new PathError('the path is not valid Unicode (a lone surrogate)');
+  // In a u-mode regex a well-formed surrogate pair is one code point, so \p{Cs} matches only a lone surrogate.
+  if (/\p{Cs}/u.test(path)) throw new PathError('the path is not valid Unicode (a lone surrogate)');
   if (Buffer.byteLength(path) > MAX_PATH_BYTES) throw new PathError(`the path is longer than ${MAX_PATH_BYTES} bytes`);
   const segments = path.slice(1).split('/');
   for (const s of segments) {

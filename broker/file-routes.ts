@@ -111,6 +111,7 @@ export class FileRoutes {
     }
     const status = result.range ? 206 : 200;
     const length = result.range ? result.range.end - result.range.start + 1 : result.info.size;
+    r.expectedOut = length;
     r.res.writeHead(status, {
       ...fileHeaders(result.info),
       'content-length': length,

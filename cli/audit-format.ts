@@ -43,10 +43,13 @@ export function summarize(event: Event): string {
       const src = obj(event['src_endpoint']);
       const by = str(obj(obj(event['actor'])['user'])['name']) || str(obj(event['actor'])['app_name']);
       const details = Object.entries(gatehouse)
-        .filter(([k, v]) => k !== 'mode' && (typeof v === 'string' || typeof v === 'number'))
+        .filter(([k, v]) => k !== 'mode' && k !== 'upstream' && (typeof v === 'string' || typeof v === 'number'))
         .map(([k, v]) => `${k}=${String(v)}`)
         .join(' ');
-      return `${str(api['operation'])}${code ? ` -> ${code}` : ''}${by ? ` by ${by}${str(src['ip']) ? ` ${str(src['ip'])}` : ''}` : ''}${details ? `  ${details}` : ''}`;
+      const files = Array.isArray(event['resources']) ? (event['resources'] as Event[]).map((r) => str(r['name'])).join(' -> ') : '';
+      const upstream = str(gatehouse['upstream']) ? `${str(gatehouse['upstream'])}${str(obj(obj(event['http_request'])['url'])['path'])}` : '';
+      const target = [files, upstream].filter((t) => t).join(' ');
+      return `${str(api['operation'])}${target ? ` ${target}` : ''}${code ? ` -> ${code}` : ''}${by ? ` by ${by}${str(src['ip']) ? ` ${str(src['ip'])}` : ''}` : ''}${traffic(event)}${details ? `  ${details}` : ''}`;
     }
     default:
       return OCSF_NAMES.class[event['class_uid'] as number] ?? `class ${str(event['class_uid'])}`;

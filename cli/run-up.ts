@@ -9,7 +9,7 @@ import type { RuntimeConfig } from './runtime-config.js';
 export async function runUp(config: RuntimeConfig, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   const running = await up(config, logger);
-  out(banner({ egress: running.egress, admin: running.admin, stateDir: config.stateDir, policyFile: running.policyFile, policyVersion: running.policyVersion(), tenant: running.exampleTenant() }));
+  out(banner({ egress: running.egress, admin: running.admin, broker: running.broker, stateDir: config.stateDir, policyFile: running.policyFile, policyVersion: running.policyVersion(), tenant: running.exampleTenant() }));
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -11,6 +11,7 @@ export const RUNTIME_DEFAULTS = Object.freeze({
   state: './.gatehouse',
   egressListen: '127.0.0.1:3128',
   adminListen: '127.0.0.1:8181',
+  brokerListen: '127.0.0.1:9112',
   logLevel: 'info',
   drainTimeout: '10s',
   issuer: 'gatehouse',
@@ -21,6 +22,7 @@ export const ENVIRONMENT = Object.freeze({
   policy: 'GATEHOUSE_POLICY',
   egressListen: 'GATEHOUSE_EGRESS_LISTEN',
   adminListen: 'GATEHOUSE_ADMIN_LISTEN',
+  brokerListen: 'GATEHOUSE_BROKER_LISTEN',
   logLevel: 'GATEHOUSE_LOG_LEVEL',
   drainTimeout: 'GATEHOUSE_DRAIN_TIMEOUT',
   issuer: 'GATEHOUSE_ISSUER',
@@ -39,6 +41,8 @@ export interface RuntimeConfig {
   readonly policyFile: string | null;
   readonly egress: Listen;
   readonly admin: Listen;
+  /** IP:PORT, or a unix socket (`unix:/path`). */
+  readonly broker: Listen | { readonly socket: string };
   readonly logLevel: string;
   readonly drainTimeoutMs: number;
   readonly issuer: string;
@@ -58,6 +62,16 @@ function parseListen(text: string, what: string): Listen {
   const parsed = text.endsWith(':0') ? { ...parseAuthority(`${text.slice(0, -2)}:1`, null), port: 0 } : parseAuthority(text, null);
   if (!parsed?.host || parsed.host.kind !== 'ip') throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `${what} must be IP:PORT (for example 127.0.0.1:3128), got "${text}"` });
   return { host: parsed.host.host, port: parsed.port };
+}
+
+/** The broker may listen on a unix socket, so a sandbox reaches it through a bind mount and no network at all. */
+function parseBrokerListen(text: string): Listen | { socket: string } {
+  if (text.startsWith('unix:')) {
+    const socket = text.slice(5);
+    if (!socket.startsWith('/')) throw new GatehouseError('GH_ERR_CONFIG_INVALID', { detail: `broker socket must be an absolute path (unix:/run/gatehouse/broker.sock), got "${text}"` });
+    return { socket };
+  }
+  return parseListen(text, 'broker listen address');
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -93,6 +107,7 @@ export function runtimeConfig(flags: Flags, needs: ConfigNeeds): RuntimeConfig {
     policyFile: ((p) => (p === null ? null : resolve(p)))(policyFileSetting(flags)),
     egress: parseListen(serving ? pick(flags, 'egress-listen', ENVIRONMENT.egressListen, RUNTIME_DEFAULTS.egressListen) : RUNTIME_DEFAULTS.egressListen, 'egress listen address'),
     admin: parseListen(adminText, 'admin listen address'),
+    broker: parseBrokerListen(serving ? pick(flags, 'broker-listen', ENVIRONMENT.brokerListen, RUNTIME_DEFAULTS.brokerListen) : RUNTIME_DEFAULTS.brokerListen),
     logLevel,
     drainTimeoutMs: drain,
     issuer: pick(flags, 'issuer', ENVIRONMENT.issuer, RUNTIME_DEFAULTS.issuer),

@@ -1,7 +1,7 @@
 import { GatehouseError } from '../core/errors/index.js';
 import { PolicyStore } from '../core/policy/index.js';
 import { ensureStateDir } from '../core/state/files.js';
-import { issueEgressToken, Keystore, RevocationList } from '../core/tokens/index.js';
+import { issueBrokerToken, issueEgressToken, Keystore, parseMountArg, RevocationList } from '../core/tokens/index.js';
 import { POLICY_BOUNDS } from '../core/policy/index.js';
 import { join } from 'node:path';
 import { callAdmin } from './admin-client.js';
@@ -22,6 +22,27 @@ export async function tokenIssue(flags: Flags, config: RuntimeConfig, out: (s: s
   const store = await PolicyStore.load(config.policyFile ?? join(config.stateDir, 'policy.yaml'));
   const keys = await Keystore.open(config.stateDir, { retainRetiredMs: POLICY_BOUNDS.maxTtlMs + POLICY_BOUNDS.maxClockSkewMs });
   const revocations = await RevocationList.open(config.stateDir);
+  if (typeof flags['filesystem'] === 'string') {
+    // A broker token: one token per command, so `TOKEN=$(...)` gets exactly one.
+    if (destinations.length > 0) throw new GatehouseError('GH_ERR_USAGE', { detail: '--allow is for egress tokens and --filesystem for broker tokens: issue them separately (the same --session ties them)' });
+    const mounts = Array.isArray(flags['mount']) ? Object.fromEntries(flags['mount'].map(parseMountArg)) : undefined;
+    const upstreams = Array.isArray(flags['upstream']) ? flags['upstream'] : undefined;
+    const b = await issueBrokerToken(
+      { policy: store.current, keys, isRevoked: (s) => revocations.isRevoked(s), issuer: config.issuer },
+      {
+        tenant,
+        filesystem: flags['filesystem'],
+        ...(mounts ? { mounts } : {}),
+        ...(upstreams ? { upstreams } : {}),
+        ...(typeof flags['session'] === 'string' ? { session: flags['session'] } : {}),
+        ...(typeof flags['ttl'] === 'string' ? { ttl: flags['ttl'] } : {}),
+      },
+    );
+    if (flags['json'] === true) out(JSON.stringify({ token: b.token, session: b.session, tenant: b.tenant, jti: b.jti, expires_at: new Date(b.expiresAt).toISOString(), broker: { filesystem: b.grant.fs, mounts: b.grant.mounts, upstreams: b.grant.upstreams } }, null, 2));
+    else out(b.token);
+    return 0;
+  }
+  if (Array.isArray(flags['mount']) || Array.isArray(flags['upstream'])) throw new GatehouseError('GH_ERR_USAGE', { detail: '--mount and --upstream need --filesystem (they are broker token grants)' });
   const issued = await issueEgressToken(
     { policy: store.current, keys, isRevoked: (s) => revocations.isRevoked(s), issuer: config.issuer },
     {

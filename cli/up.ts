@@ -7,6 +7,7 @@ import { controlEvent } from '../core/audit/control-events.js';
 import { validateEvent } from '../core/audit/event-schema.js';
 import { createAuditMetrics } from '../core/audit/audit-metrics.js';
 import { AuditShipper } from '../core/audit/shipper.js';
+import { createBroker } from '../broker/broker-server.js';
 import { GatehouseError } from '../core/errors/index.js';
 import { createLogger, type Logger } from '../core/log/logger.js';
 import { createMetricsRegistry } from '../core/metrics/registry.js';
@@ -24,6 +25,7 @@ import type { RuntimeConfig } from './runtime-config.js';
 export interface RunningGatehouse {
   readonly egress: { host: string; port: number };
   readonly admin: { host: string; port: number };
+  readonly broker: { host: string; port: number } | { socket: string };
   readonly policyFile: string;
   policyVersion(): string;
   /** The tenant the banner's example uses: the policy's first. */
@@ -108,6 +110,16 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     registry,
     logger: logger.child({ component: 'egress' }),
   });
+  const broker = createBroker({
+    policy: store,
+    keys,
+    revocations,
+    audit,
+    logger: logger.child({ component: 'broker' }),
+    registry,
+    stateDir: config.stateDir,
+    issuer: config.issuer,
+  });
   const admin = createAdminApi({
     host: config.admin.host,
     port: config.admin.port,
@@ -125,7 +137,8 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
   });
   revocations.on('revoked', (session) => {
     const cut = proxy.cutSession(session);
-    logger.info({ session, connections_cut: cut }, 'session revoked');
+    const cutBroker = broker.cutSession(session);
+    logger.info({ session, connections_cut: cut, broker_requests_cut: cutBroker }, 'session revoked');
   });
   watchPolicy(store, audit, logger, () => {
     proxy.applyPolicy();
@@ -144,18 +157,24 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
 
   let egressAddress;
   let adminAddress;
+  let brokerAddress;
   try {
     egressAddress = await proxy.start();
     adminAddress = await admin.start();
+    brokerAddress = await broker.listen(config.broker);
   } catch (err) {
     store.close();
     await proxy.close(0).catch(() => undefined);
+    await admin.close().catch(() => undefined);
+    await broker.close().catch(() => undefined);
     await audit.close();
     await shipper.close();
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     throw new GatehouseError('GH_ERR_LISTEN', { address: `${e.address ?? '?'}:${e.port ?? '?'}`, detail: e.code ?? 'error' }, { cause: err });
   }
   netguard.self.add(adminAddress.address, adminAddress.port);
+  // The sandbox reaches the broker directly (or over its socket), never through the egress proxy.
+  if (typeof brokerAddress !== 'string') netguard.self.add(brokerAddress.address, brokerAddress.port);
   const pruner = setInterval(() => void revocations.prune(POLICY_BOUNDS.maxTtlMs + POLICY_BOUNDS.maxClockSkewMs), 3_600_000).unref();
   for (const w of store.current.warnings) logger.warn({ problem: formatProblem(w) }, 'policy warning');
 
@@ -163,6 +182,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
   return {
     egress: { host: egressAddress.address, port: egressAddress.port },
     admin: { host: adminAddress.address, port: adminAddress.port },
+    broker: typeof brokerAddress === 'string' ? { socket: brokerAddress } : { host: brokerAddress.address, port: brokerAddress.port },
     policyFile,
     policyVersion: () => store.current.version,
     exampleTenant: () => store.current.tenants.keys().next().value ?? 'default',
@@ -172,6 +192,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
         clearInterval(pruner);
         store.close();
         await admin.close();
+        await broker.close();
         await proxy.close(config.drainTimeoutMs);
         await audit.close();
         await shipper.close();

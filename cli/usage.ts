@@ -2,6 +2,7 @@ export const USAGE = `gatehouse: egress proxy and credential broker for AI-agent
 
 Usage:
   gatehouse up [--state DIR] [--policy FILE] [--egress-listen IP:PORT] [--admin-listen IP:PORT]
+               [--broker-listen IP:PORT|unix:/PATH]
                [--log-level LEVEL] [--drain-timeout 10s] [--issuer NAME]
       Run every component in one process. First run creates the state directory (mode 0700) with the
       signing key, admin token, revocation list and audit log, and a default policy if --policy is not given.
@@ -9,6 +10,11 @@ Usage:
   gatehouse token issue --tenant T --allow HOST[:PORT] [--allow ...] [--session S] [--ttl 10m] [--json]
       Print an egress session token, refusing destinations outside the tenant's ceiling and TTLs above the
       policy maximum. Signs with the key in --state; needs no running server.
+
+  gatehouse token issue --tenant T --filesystem FS [--mount /PATH[:ro|rw]]... [--upstream NAME]...
+                        [--session S] [--ttl 10m] [--json]
+      Print a broker token for filesystem FS: mounts and upstreams inside the tenant's broker ceiling
+      (absent: the whole ceiling). Use the same --session as the egress token so one revoke covers both.
 
   gatehouse token revoke --session S [--reason TEXT] [--admin-url URL]
       Revoke a session through the running admin API: new connections are refused and live ones cut at once.
@@ -59,6 +65,7 @@ Settings (flag > environment > default); each command accepts only the flags sho
   --policy FILE        GATEHOUSE_POLICY         <state>/policy.yaml
   --egress-listen      GATEHOUSE_EGRESS_LISTEN  127.0.0.1:3128
   --admin-listen       GATEHOUSE_ADMIN_LISTEN   127.0.0.1:8181
+  --broker-listen      GATEHOUSE_BROKER_LISTEN  127.0.0.1:9112 (or unix:/path/to/socket)
   --admin-url          GATEHOUSE_ADMIN_URL      http://<admin-listen>
                        GATEHOUSE_ADMIN_TOKEN    <state>/admin-token
   --log-level          GATEHOUSE_LOG_LEVEL      info

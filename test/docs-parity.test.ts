@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../core/errors/codes.js';
 import { REASONS } from '../core/errors/reasons.js';
 import { policySchema } from '../core/policy/schema.js';
+import { lintCodes } from '../core/policy/tools/lint-policy.js';
 import { REPO } from './support/gatehouse-process.js';
 
 /** The reference docs and the registries in code must agree both ways: nothing undocumented, nothing stale. */
@@ -51,6 +52,11 @@ describe('reference docs stay in step with the code', () => {
     const rows = tableRows(await doc('error-codes.md'), /^\| `(GH_ERR_[A-Z_]+)` \| (\d+) \|/);
     expect([...rows.keys()].sort()).toEqual(Object.keys(ERROR_CODES).sort());
     for (const [code, info] of Object.entries(ERROR_CODES)) expect(rows.get(code), code).toBe(info.status);
+  });
+
+  it('documents every problem code the loader and lint can report, and nothing else', async () => {
+    const rows = new Set([...(await doc('policy.md')).matchAll(/^\| `([a-z-]+)` \| (?:error|warning) \|/gm)].map((m) => m[1] as string));
+    expect([...rows].sort()).toEqual(Object.keys(lintCodes()).sort());
   });
 
   it('documents every policy key', async () => {

@@ -32,7 +32,7 @@ const s3Store = z.strictObject({
   secret_access_key: secretRefSchema('The secret access key.'),
   session_token: secretRefSchema('A session token for temporary credentials.').optional(),
   part_size: size(`Multipart upload part size (5MiB-5GiB); uploads larger than one part use multipart. Absent: ${D.broker.partSize}.`).optional(),
-  tls: tls.optional(),
+  tls: tls.optional().describe('TLS settings for https endpoints. Absent: the system CAs, certificate always verified.'),
 });
 
 const storeSchema = z.discriminatedUnion('type', [localStore, s3Store]).describe('Where files are stored.');
@@ -63,7 +63,7 @@ const upstreamSchema = z.strictObject({
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/), z.string().max(1024)).optional().describe('Fixed headers set on every request (overwriting the client\'s), e.g. anthropic-version. Absent: none.'),
   timeout: duration(`Longest wait for the response headers. Absent: ${D.broker.upstreamTimeout}.`).optional(),
   max_request_bytes: size(`Largest request body. Absent: ${D.broker.maxRequestBytes}.`).optional(),
-  tls: tls.optional(),
+  tls: tls.optional().describe('TLS settings for the upstream. Absent: the system CAs, certificate always verified.'),
 });
 
 const sessionLimits = z
@@ -78,7 +78,7 @@ export const brokerSectionSchema = z
   .strictObject({
     stores: z.array(storeSchema).optional().describe(`File stores. Absent or empty: one local store named "${D.broker.store}" under <state>/files.`),
     upstreams: z.array(upstreamSchema).optional().describe('APIs the broker calls with its own credentials. Absent or empty: none.'),
-    limits: z.strictObject({ per_session: sessionLimits.optional() }).optional().describe('Limits for every tenant. Absent: the defaults on each key.'),
+    limits: z.strictObject({ per_session: sessionLimits.optional().describe('Per-session limits. Absent: the defaults on each key.') }).optional().describe('Limits for every tenant. Absent: the defaults on each key.'),
   })
   .describe('Credential broker: file stores and upstream APIs. Absent: a local store and no upstreams.');
 
@@ -95,7 +95,7 @@ export const tenantBrokerSchema = z
     store: name('The store holding this tenant\'s files.').optional().describe(`Store name. Absent: "${D.broker.store}".`),
     mounts: z.array(mountSchema).optional().describe('The ceiling of mounts a broker token may grant. Absent or empty: no file access.'),
     upstreams: z.array(name('An upstream name from broker.upstreams.')).optional().describe('Upstreams a broker token may grant. Absent or empty: none.'),
-    limits: z.strictObject({ per_session: sessionLimits.optional() }).optional().describe('Overrides broker.limits.per_session key by key. Absent: the global ones.'),
+    limits: z.strictObject({ per_session: sessionLimits.optional().describe('Per-session limits for this tenant. Absent: broker.limits.per_session.') }).optional().describe('Overrides broker.limits.per_session key by key. Absent: the global ones.'),
   })
   .describe("The tenant's broker ceiling. Absent: no broker access.");
 

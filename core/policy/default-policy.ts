@@ -32,6 +32,14 @@ egress:
       max_connections: 256
       new_connections_per_second: 50
 
+broker:
+  # Files live in a local store under the state directory until you add an S3 store here. Upstream APIs (model
+  # providers) are added here with their credential as env:NAME or file:PATH, never inline.
+  stores:
+    - name: files
+      type: local
+  upstreams: []
+
 tenants:
   # A tenant's egress.allow is its ceiling: a session token may be granted only destinations inside it, and a
   # request must match both the token's grant and the ceiling. A rule without a port means ports 80 and 443.
@@ -47,5 +55,12 @@ tenants:
         - registry.npmjs.org:443
         - github.com:443
         - codeload.github.com:443
+    # The broker ceiling: the mounts (and upstreams) a session's broker token may be given.
+    broker:
+      store: files
+      mounts:
+        - {path: /inputs, mode: ro}
+        - {path: /outputs, mode: rw}
+        - {path: /tool-results, mode: rw}
 `;
 }

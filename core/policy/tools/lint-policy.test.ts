@@ -44,6 +44,34 @@ const CASES: Readonly<Record<string, { readonly bad: string; readonly good: stri
     bad: 'version: 1\naudit: {sinks: [{name: w, type: webhook, url: "http://siem.example.com/hook", secret: "env:HOOK_SECRET"}]}\n',
     good: 'version: 1\naudit: {sinks: [{name: w, type: webhook, url: "https://siem.example.com/hook", secret: "env:HOOK_SECRET"}]}\n',
   },
+  'duplicate-store': {
+    bad: 'version: 1\nbroker: {stores: [{name: s, type: local}, {name: s, type: local}]}\n',
+    good: 'version: 1\nbroker: {stores: [{name: s, type: local}, {name: t, type: local}]}\n',
+  },
+  'duplicate-upstream': {
+    bad: 'version: 1\nbroker: {upstreams: [{name: m, url: "https://api.example.com", credential: {type: bearer, value: "env:K"}}, {name: m, url: "https://api.example.org", credential: {type: bearer, value: "env:K"}}]}\n',
+    good: 'version: 1\nbroker: {upstreams: [{name: m, url: "https://api.example.com", credential: {type: bearer, value: "env:K"}}, {name: n, url: "https://api.example.org", credential: {type: bearer, value: "env:K"}}]}\n',
+  },
+  'duplicate-mount': {
+    bad: 'version: 1\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro}, {path: /in, mode: rw}]}}]\n',
+    good: 'version: 1\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro}, {path: /out, mode: rw}]}}]\n',
+  },
+  'unknown-store': {
+    bad: 'version: 1\ntenants: [{name: a, broker: {store: elsewhere, mounts: [{path: /in, mode: ro}]}}]\n',
+    good: 'version: 1\ntenants: [{name: a, broker: {store: files, mounts: [{path: /in, mode: ro}]}}]\n',
+  },
+  'unknown-upstream': {
+    bad: 'version: 1\ntenants: [{name: a, broker: {upstreams: [model]}}]\n',
+    good: 'version: 1\nbroker: {upstreams: [{name: model, url: "https://api.example.com", credential: {type: bearer, value: "env:K"}}]}\ntenants: [{name: a, broker: {upstreams: [model]}}]\n',
+  },
+  'plaintext-upstream': {
+    bad: 'version: 1\nbroker: {upstreams: [{name: m, url: "http://api.example.com", credential: {type: bearer, value: "env:K"}}]}\n',
+    good: 'version: 1\nbroker: {upstreams: [{name: m, url: "http://127.0.0.1:8080", credential: {type: bearer, value: "env:K"}}]}\n',
+  },
+  'invalid-url': {
+    bad: 'version: 1\nbroker: {stores: [{name: s, type: s3, endpoint: "https://s3.example.com/bucket", region: us-east-1, bucket: b-1, access_key_id: "env:A", secret_access_key: "env:S"}]}\n',
+    good: 'version: 1\nbroker: {stores: [{name: s, type: s3, endpoint: "https://s3.example.com", region: us-east-1, bucket: b-1, access_key_id: "env:A", secret_access_key: "env:S"}]}\n',
+  },
   unreadable: { bad: '', good: 'version: 1\n' }, // exercised through the CLI (the file is missing), see test/cli-policy.test.ts
 };
 
