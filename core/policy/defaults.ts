@@ -29,7 +29,7 @@ export const POLICY_DEFAULTS = Object.freeze({
   broker: Object.freeze({
     /** The store tenants use when they name none (a local store, created when no store is configured). */
     store: 'files',
-    partSize: '16MiB',
+    partSize: '8MiB',
     maxObjectBytes: '5GiB',
     maxRequestBytes: '32MiB',
     upstreamTimeout: '5m',
