@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { ERROR_CODES } from '../core/errors/codes.js';
 import { REASONS } from '../core/errors/reasons.js';
 import { policySchema } from '../core/policy/schema.js';
@@ -57,6 +58,18 @@ describe('reference docs stay in step with the code', () => {
   it('documents every problem code the loader and lint can report, and nothing else', async () => {
     const rows = new Set([...(await doc('policy.md')).matchAll(/^\| `([a-z-]+)` \| (?:error|warning) \|/gm)].map((m) => m[1] as string));
     expect([...rows].sort()).toEqual(Object.keys(lintCodes()).sort());
+  });
+
+  it('describes every broker route in the OpenAPI file, and no other', async () => {
+    const source = await readFile(join(REPO, 'broker', 'broker-server.ts'), 'utf8');
+    const routes = new Set<string>();
+    for (const m of source.matchAll(/app\.(get|head|put|post|delete|all)\('([^']+)'/g)) {
+      const path = (m[2] as string).replace(/\/\*$/, '/{path}').replace(/:(\w+)/g, '{$1}');
+      // /v1/upstreams/{name} alone is the same operation as with a path.
+      if (path !== '/v1/upstreams/{name}') routes.add(path);
+    }
+    const spec = parse(await readFile(join(REPO, 'docs', 'reference', 'broker-openapi.yaml'), 'utf8')) as { paths: Record<string, unknown> };
+    expect(Object.keys(spec.paths).sort()).toEqual([...routes].sort());
   });
 
   it('documents every policy key', async () => {
