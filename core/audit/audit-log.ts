@@ -77,7 +77,15 @@ export class AuditLog {
       worker.on('message', onMessage);
       worker.once('error', (err) => reject(new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: err.message })));
       worker.postMessage({ type: 'init', config } satisfies ToWorker);
+    }).catch(async (err: unknown) => {
+      // A writer that failed to start would otherwise keep running and keep the process alive after the error.
+      await worker.terminate();
+      throw err;
     });
+    // Damage found at start-up is reported like a write error: the segment is left as evidence for `audit verify`.
+    for (const [source, r] of Object.entries(ready.recoveries) as Array<[string, { corruptSegment?: string }]>) {
+      if (r.corruptSegment) options.onError?.(`audit segment ${source}/${r.corruptSegment} is damaged: left as it is, new records go to a new segment; run "gatehouse audit verify"`);
+    }
     const log = new AuditLog(worker, options, ready.heads);
     log.publicKeyPem = ready.publicKeyPem;
     worker.on('message', (m: ToMain) => log.onMessage(m));
@@ -115,10 +123,16 @@ export class AuditLog {
     else this.timer ??= setTimeout(() => this.post(), this.flushIntervalMs);
   }
 
-  /** Write and fsync one event (and everything queued before it). Rejects when it cannot be made durable. */
+  /**
+   * Write and fsync one event, after everything queued before it (written first; fsynced with it when of the same
+   * source). Rejects when it cannot be made durable.
+   */
   appendDurable(source: AuditSource, event: Record<string, unknown>): Promise<void> {
-    const items = [...this.takeQueue(), this.item(source, event)];
-    return this.request({ type: 'durable', id: this.nextId++, items });
+    const item = this.item(source, event);
+    // What was queued before goes first as a batch of its own: it was acted on already, so when this write is
+    // refused and undone, those events must stay pending and be retried, not be undone with it.
+    this.post();
+    return this.request({ type: 'durable', id: this.nextId++, items: [item] });
   }
 
   private takeQueue(): WireItem[] {
@@ -172,7 +186,10 @@ export class AuditLog {
     if (this.closed) return;
     this.post();
     this.closed = true;
-    await this.request({ type: 'close', id: this.nextId++ });
-    await this.worker.terminate();
+    try {
+      await this.request({ type: 'close', id: this.nextId++ });
+    } finally {
+      await this.worker.terminate(); // even when the last write failed: the caller is shutting down
+    }
   }
 }

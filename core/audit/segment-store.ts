@@ -1,4 +1,4 @@
-import { appendFile, mkdir, open, readdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { signCheckpoint, type CheckpointKey } from './checkpoint.js';
 import { GENESIS_HASH, hashLine, SEGMENT_FILE, segmentName, type AuditRecord, type AuditSource } from './record-format.js';
@@ -16,6 +16,21 @@ export interface Recovery {
   readonly tornTailBytes: number;
   /** The last segment ends in lines that do not parse: it is left as evidence and a new segment is started. */
   readonly corruptSegment?: string;
+}
+
+/**
+ * Write all of `buf` at the end of `handle`, or nothing: a write cut short (disk full, file size limit) is cut
+ * off again, because the retry writes the whole lines again and would otherwise leave the fragment as garbage in
+ * the middle of the file. Best effort: if the truncate fails too, the next start-up finds the damage.
+ */
+async function appendAll(handle: FileHandle, buf: Buffer, sizeBefore: number): Promise<void> {
+  try {
+    let written = 0;
+    while (written < buf.length) written += (await handle.write(buf, written)).bytesWritten;
+  } catch (err) {
+    await handle.truncate(sizeBefore).catch(() => undefined);
+    throw err;
+  }
 }
 
 export const listSegments = async (dir: string): Promise<string[]> => (await readdir(dir).catch(() => [] as string[])).filter((f) => SEGMENT_FILE.test(f)).sort();
@@ -150,9 +165,8 @@ export class SegmentStore {
       await this.rotate(firstSeq);
       handle = await this.ensureOpen();
     }
-    let written = 0;
     const buf = Buffer.from(lines);
-    while (written < buf.length) written += (await handle.write(buf, written)).bytesWritten;
+    await appendAll(handle, buf, this.bytes);
     this.bytes += buf.length;
     this.seq = lastSeq;
     this.hash = lastHash;
@@ -176,7 +190,15 @@ export class SegmentStore {
     await this.handle?.sync();
     const segment = this.file.slice(this.dir.length + 1);
     const cp = signCheckpoint(this.key, { source: this.source, segment, seq: this.seq, hash: this.hash, time: new Date().toISOString() });
-    await appendFile(join(this.dir, 'checkpoints.jsonl'), `${JSON.stringify(cp)}\n`, { mode: 0o600 });
+    // Whole and fsynced before a rotation opens the next segment: verify treats a closed segment without its
+    // checkpoint as tampering, so a power loss must not keep the new segment and lose the checkpoint.
+    const file = await open(join(this.dir, 'checkpoints.jsonl'), 'a', 0o600);
+    try {
+      await appendAll(file, Buffer.from(`${JSON.stringify(cp)}\n`), (await file.stat()).size);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     this.lastCheckpointSeq = this.seq;
   }
 
@@ -197,9 +219,12 @@ export class SegmentStore {
   }
 
   async close(): Promise<void> {
-    await this.checkpoint();
-    await this.handle?.sync();
-    await this.handle?.close();
-    this.handle = null;
+    try {
+      await this.checkpoint();
+      await this.handle?.sync();
+    } finally {
+      await this.handle?.close();
+      this.handle = null;
+    }
   }
 }

@@ -75,9 +75,10 @@ export async function verifyAuditDir(dir: string): Promise<VerifyReport> {
     let firstSeq = 0;
     let pruned = false;
     const hashes = new Map<number, string>();
-    for (const name of segments) {
+    for (const [index, name] of segments.entries()) {
       const file = join(dir, source, name);
       let lineNo = 0;
+      let segmentLastSeq = 0;
       const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
       for await (const line of lines) {
         lineNo++;
@@ -101,16 +102,25 @@ export async function verifyAuditDir(dir: string): Promise<VerifyReport> {
             pruned = true;
           } else return fail(seq === 1 ? 'hash chain broken: the first record does not start from the genesis hash' : `the log starts at seq ${String(seq)} and no signed checkpoint explains the missing records: deleted`, seq);
           firstSeq = expectedSeq;
-          if (SEGMENT_FILE.exec(name)?.[1] !== undefined && Number(SEGMENT_FILE.exec(name)?.[1]) !== seq) return fail(`segment ${name} does not start with its first record`, seq);
         }
         if (seq !== expectedSeq) {
           return fail(seq !== null && seq > expectedSeq ? `sequence jumps from ${expectedSeq - 1} to ${seq}: records deleted` : `sequence ${String(seq)} where ${expectedSeq} was expected: records inserted or reordered`, seq);
         }
         if (record.prev !== prev) return fail('hash chain broken: this record or the one before it was altered', seq);
+        // Every segment, not only the first: a renamed segment keeps its chain but no longer says where it starts.
+        if (lineNo === 1 && Number(SEGMENT_FILE.exec(name)?.[1]) !== seq) return fail(`segment ${name} does not start with its first record`, seq);
         prev = hashLine(line);
+        // A record a checkpoint signed is named itself when edited, not only the record after it.
+        if (bySeq.has(seq) && bySeq.get(seq)?.hash !== prev) return fail(`the record at seq ${seq} is not the one the checkpoint signed`, seq);
         if (bySeq.has(seq)) hashes.set(seq, prev);
+        segmentLastSeq = seq;
         expectedSeq++;
         records++;
+      }
+      // SECURITY: a rotation signs the segment it closes before the next one exists, so a closed segment whose last
+      // record has no checkpoint means checkpoints were removed (which would hide a tail cut below them).
+      if (index < segments.length - 1 && lineNo > 0 && !bySeq.has(segmentLastSeq)) {
+        return { ok: false, sources, firstProblem: { source, file, line: lineNo, seq: segmentLastSeq, problem: `segment ${name} was closed without a signed checkpoint of its last record: checkpoints removed` } };
       }
     }
     const lastSeq = expectedSeq === 0 ? 0 : expectedSeq - 1;

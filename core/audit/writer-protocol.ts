@@ -30,6 +30,8 @@ export interface WriterStats {
   readonly dropped: number;
   readonly lastError: string;
   readonly pendingBytes: number;
+  /** Damaged segments found at start-up (left as evidence; new records went to a new segment). */
+  readonly corruptSegments: number;
   readonly heads: Record<string, { seq: number; hash: string }>;
 }
 

@@ -29,11 +29,12 @@ interface SourceState {
 
 let config: WriterConfig;
 const sources = new Map<AuditSource, SourceState>();
-const stats = { written: 0, bytes: 0, errors: 0, dropped: 0, lastError: '' };
+const stats = { written: 0, bytes: 0, errors: 0, dropped: 0, lastError: '', corruptSegments: 0 };
 let queue: Promise<void> = Promise.resolve();
 let retryTimer: NodeJS.Timeout | null = null;
 
 const post = (message: ToMain): void => port.postMessage(message);
+const errorCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err as Error).message;
 const pendingTotal = (): number => [...sources.values()].reduce((n, s) => n + s.pendingBytes, 0);
 
 function chain(state: SourceState, json: string): string {
@@ -127,6 +128,10 @@ async function handle(message: ToWorker): Promise<void> {
         // SECURITY (strict mode): the caller refuses the traffic, so these events must not appear later as
         // decisions that were acted on. Undo them from the chain; nothing of them reaches the disk.
         for (const r of rollback) {
+          // Except when the write went through and only the fsync failed: those lines are in the file, and
+          // rewinding the chain past them would give their seq to the next event and break the chain for good.
+          // They stay, as decisions recorded but refused (no end event follows them).
+          if (r.state.store.seq > r.seq) continue;
           r.state.seq = r.seq;
           r.state.hash = r.hash;
           r.state.pending = r.state.pending.slice(0, r.pendingLength);
@@ -153,12 +158,21 @@ async function handle(message: ToWorker): Promise<void> {
       for (const s of sources.values()) await s.store.checkpoint();
       post({ type: 'ack', id: message.id, ok: true });
       return;
-    case 'close':
-      await writePending();
-      for (const s of sources.values()) await s.store.close();
-      post({ type: 'ack', id: message.id, ok: true });
+    case 'close': {
+      // Close every store even when the disk fails, and say so: events still pending here are lost.
+      let ok = await writePending();
+      for (const s of sources.values()) {
+        try {
+          await s.store.close();
+        } catch (err) {
+          ok = false;
+          stats.lastError = errorCode(err);
+        }
+      }
+      post({ type: 'ack', id: message.id, ok, ...(ok ? {} : { error: stats.lastError }) });
       port.close();
       return;
+    }
     case 'init':
       return;
   }
@@ -200,6 +214,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
     const { store, recovery } = await SegmentStore.open(config.dir, source, config.rotation as RotationSettings, key);
     sources.set(source, { store, pending: [], pendingBytes: 0, firstPendingSeq: recovery.seq + 1, seq: recovery.seq, hash: recovery.hash, dropped: 0 });
     recoveries[source] = recovery;
+    if (recovery.corruptSegment) stats.corruptSegments++;
   }
   armCheckpoints();
   setInterval(() => post({ type: 'stats', stats: { ...stats, pendingBytes: pendingTotal(), heads: heads() } }), 1000).unref();
@@ -218,8 +233,18 @@ const heads = (): Record<string, { seq: number; hash: string }> => Object.fromEn
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'init') {
-    init(message).catch((err: unknown) => post({ type: 'fatal', message: (err as NodeJS.ErrnoException).code ?? (err as Error).message }));
+    // Which file or directory failed, not only the errno: it is what an operator has to fix.
+    init(message).catch((err: unknown) => {
+      const e = err as NodeJS.ErrnoException;
+      post({ type: 'fatal', message: e.code && e.path ? `${e.code} (${e.syscall ?? 'access'} ${e.path})` : errorCode(err) });
+    });
     return;
   }
-  enqueue(() => handle(message));
+  // Every request is answered, failed or not: an unanswered one hangs its caller (and keeps the process alive).
+  enqueue(() =>
+    handle(message).catch((err: unknown) => {
+      if ('id' in message) post({ type: 'ack', id: message.id, ok: false, error: errorCode(err) });
+      throw err;
+    }),
+  );
 });

@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -199,6 +201,22 @@ describe('splunk_hec sink', () => {
     const r = await track(s.send(auditBatch('egress', 1, 1)));
     expect(r).toMatchObject({ status: 'retry', kept: 0 });
     expect(r.status === 'retry' && r.error).toMatch(/^connection failed \(/);
+  });
+
+  it('retries a 200 that is not HEC\'s JSON answer, and names a receiver that does not speak HTTP', async () => {
+    // A cut-off answer or a middlebox page says nothing about the events: counting it delivered would lose them.
+    const page = createHttpServer((req, res) => req.resume().on('end', () => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>ok</html>')));
+    // Bytes that are not an HTTP response at all.
+    const garbage = createNetServer((socket) => socket.once('data', () => socket.end('\x00\x17not http\r\n\r\n')));
+    for (const server of [page, garbage]) {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      open.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    }
+    const url = (server: { address(): unknown }): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const fromPage = await track((await sink(settings(url(page), { ack: false }))).send(auditBatch('egress', 1, 1)));
+    expect(fromPage).toEqual({ status: 'retry', kept: 0, error: 'HEC answered 200 without its JSON reply; the batch is sent again' });
+    const fromGarbage = await track((await sink(settings(url(garbage)))).send(auditBatch('egress', 1, 1)));
+    expect(fromGarbage).toEqual({ status: 'retry', kept: 0, error: 'the receiver did not answer in HTTP/1.1' });
   });
 
   it('sends checkpoints as gatehouse:checkpoint events, acknowledged', async () => {

@@ -115,6 +115,9 @@ export async function createSplunkHecSink(settings: SplunkHecSettings, ctx: Sink
     if (!reply.ok) return retry(reply.failure);
     const { status } = reply;
     if (status === 200) {
+      // HEC always answers in JSON ({"text":"Success","code":0[,"ackId":N]}). A 200 with anything else (a cut-off
+      // answer, a middlebox's page) does not show the events arrived: counting it delivered would lose them.
+      if (typeof reply.json !== 'object' || reply.json === null) return retry('HEC answered 200 without its JSON reply; the batch is sent again', reply.retryAfterMs);
       const ackId = ack ? ackIdOf(reply.json) : undefined;
       return ackId === undefined ? { status: 'delivered' } : awaitAck(ackId);
     }
@@ -217,6 +220,10 @@ function describeFailure(err: unknown, closed: boolean, timeoutMs: number): stri
   if (closed) return 'sink closed';
   const name = err instanceof Error ? err.name : '';
   if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  // undici's parser error has no code: without this a receiver answering garbage read as "connection failed (error)".
+  if (name === 'HTTPParserError') return 'the receiver did not answer in HTTP/1.1';
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  // The agent's headers/body timeouts equal the request's: whichever fires first, the receiver did not answer.
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
   return `connection failed (${typeof code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(code) ? code : 'error'})`;
 }
