@@ -17,11 +17,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A self-signed certificate for 127.0.0.1 (openssl CLI), as a CA bundle and a server key pair. */
+/**
+ * A self-signed certificate for 127.0.0.1 (openssl CLI), as a CA bundle and a server key pair. It also names
+ * `localhost` (DNS SAN), so a client can verify it with an SNI name (`server_name: localhost`) instead of
+ * sending an IP literal as SNI, which RFC 6066 §3 does not allow.
+ */
 export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+  const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert]);
   if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   return { cert, key };
 }

@@ -113,6 +113,8 @@ export class FakeHec {
   neverAck = false;
   /** Answer event requests 400 code 6 (Invalid data format). */
   invalidData = false;
+  /** Answer ack queries 200 with this body instead of `{"acks":{"<id>":true|false}}` (a receiver with the wrong shape). */
+  ackAnswer: ((ids: readonly unknown[]) => unknown) | undefined;
   private ackWaiters: Array<() => void> = [];
   private nextAckId = 0;
   private readonly pending = new Map<number, number>();
@@ -182,6 +184,7 @@ export class FakeHec {
     for (const wake of this.ackWaiters.splice(0)) wake();
     const ids = (JSON.parse(req.body) as { acks?: unknown }).acks;
     if (!Array.isArray(ids)) return json(res, 400, { text: 'Invalid data format', code: 6 });
+    if (this.ackAnswer) return json(res, 200, this.ackAnswer(ids));
     const acks: Record<string, boolean> = {};
     for (const id of ids as number[]) {
       const left = this.pending.get(id);
