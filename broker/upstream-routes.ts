@@ -23,7 +23,11 @@ const DROP_REQUEST = new Set([
 
 /** The path after `/v1/upstreams/<name>`, refused if it has a dot segment that would climb out of the base path. */
 export function upstreamPath(rawUrl: string, name: string): { path: string; query: string } {
-  const rest = rawUrl.slice(`/v1/upstreams/${name}`.length);
+  const prefix = `/v1/upstreams/${name}`;
+  // The name was cut from the raw target by position: an absolute-form target (`GET http://host/v1/...`, which
+  // the router still matches on its path) would otherwise yield a name and a path that are not the ones it names.
+  if (!rawUrl.startsWith(prefix)) throw new Refusal('malformed_request', 'expected /v1/upstreams/<name>/<path>');
+  const rest = rawUrl.slice(prefix.length);
   const q = rest.indexOf('?');
   const path = q === -1 ? rest : rest.slice(0, q);
   const query = q === -1 ? '' : rest.slice(q + 1);
@@ -41,10 +45,15 @@ export function upstreamPath(rawUrl: string, name: string): { path: string; quer
   return { path, query };
 }
 
-/** The client's query without `key` (a credential some SDKs put there). */
-const cleanQuery = (query: string): string => {
+/**
+ * The client's query without `key` (a credential some SDKs put there) and, for a SigV4 upstream, without the
+ * X-Amz-* parameters of a presigned URL: a presign made in the sandbox (placeholder credentials) is never
+ * forwarded, the broker signs the request itself (anchors A.3 #7, #13).
+ */
+const cleanQuery = (query: string, sigv4: boolean): string => {
   const params = new URLSearchParams(query);
   params.delete('key');
+  if (sigv4) for (const k of [...params.keys()]) if (/^x-amz-/i.test(k)) params.delete(k);
   const s = params.toString();
   return s ? `?${s}` : '';
 };
@@ -86,7 +95,10 @@ export class UpstreamRoutes {
       const accessKeyId = await this.credentials.get(c.accessKeyId);
       const secretAccessKey = await this.credentials.get(c.secretAccessKey);
       const sessionToken = c.sessionToken ? await this.credentials.get(c.sessionToken) : undefined;
-      const signer = new SignatureV4({ service: c.service, region: c.region, credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }, sha256: Hash.bind(null, 'sha256'), uriEscapePath: true, applyChecksum: true });
+      // S3 signs the wire path exactly as sent, encoded once; escaping it again (right for other services) makes
+      // every key with a space, '+', '%', '=' or non-ASCII fail with SignatureDoesNotMatch (anchors A.3 #1, #2).
+      const uriEscapePath = c.service !== 's3' && c.service !== 's3-object-lambda';
+      const signer = new SignatureV4({ service: c.service, region: c.region, credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }, sha256: Hash.bind(null, 'sha256'), uriEscapePath, applyChecksum: true });
       return {
         values: [secretAccessKey, ...(sessionToken ? [sessionToken] : [])],
         apply: async (h, url, method, body) => {
@@ -109,6 +121,15 @@ export class UpstreamRoutes {
   }
 
   async call(r: BrokerRequest, name: string): Promise<void> {
+    // A client that goes away before the upstream answered must not leave the upstream call running (a model
+    // still generating, a concurrency slot held) until the upstream timeout. After the head, the pipeline below
+    // sees the close and ends the upstream body itself.
+    const gone = new AbortController();
+    const onClose = (): void => {
+      if (!r.res.writableFinished) gone.abort();
+    };
+    r.res.once('close', onClose);
+    if (r.res.closed) onClose();
     r.upstream = name;
     const { path, query } = upstreamPath(r.req.url ?? '', name);
     r.upstreamPath = path || '/';
@@ -116,7 +137,7 @@ export class UpstreamRoutes {
     if (!u || !r.session.grant.upstreams.includes(name)) throw new Refusal('upstream_not_granted', `upstream ${name} is not granted to this session`);
     const declared = r.req.headers['content-length'];
     if (declared !== undefined && Number(declared) > u.maxRequestBytes) throw new Refusal('object_too_large', `the request body is larger than the ${u.maxRequestBytes} bytes upstream ${name} allows`);
-    const url = new URL(`${u.url}${path}${cleanQuery(query)}`);
+    const url = new URL(`${u.url}${path}${cleanQuery(query, u.credential.type === 'sigv4')}`);
     const secrets = await this.secrets(u);
     const headers: Record<string, string | string[]> = {};
     const raw = r.req.rawHeaders;
@@ -160,8 +181,10 @@ export class UpstreamRoutes {
         dispatcher: agent,
         headersTimeout: u.timeoutMs,
         bodyTimeout: u.timeoutMs,
+        signal: gone.signal,
       });
     } catch (err) {
+      if (gone.signal.aborted && !(err instanceof Refusal)) throw new Refusal('body_incomplete', 'the client went away before the upstream answered');
       throw upstreamRefusal(err, name);
     }
     const out = downstreamResponseHeaders(res.headers);

@@ -124,12 +124,26 @@ export class S3Client {
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       // Network failures name their code only: a message could carry the URL.
-      throw new StoreError('unavailable', `S3 ${method} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`);
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
+      if (TIMEOUTS.has(code)) throw new S3Timeout(`S3 ${method} timed out (${code})`);
+      throw new StoreError('unavailable', `S3 ${method} failed (${code})`);
     }
   }
 
   async close(): Promise<void> {
     await this.agent.close();
+  }
+}
+
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * A request the endpoint did not answer within its timeout. Not retried: the attempt already used the whole
+ * budget, and three of them held a sandbox's request (and its concurrency slot) for minutes on a hung backend.
+ */
+export class S3Timeout extends StoreError {
+  constructor(detail: string) {
+    super('unavailable', detail);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { encodeKey, failure, S3Client, type S3Credentials, type S3Response, type S3Target } from './s3-client.js';
+import { encodeKey, failure, S3Client, S3Timeout, type S3Credentials, type S3Response, type S3Target } from './s3-client.js';
 import { satisfyRange, StoreError, type FileInfo, type ListPage, type ReadResult, type Store, type WriteOptions } from './store.js';
 
 const header = (res: S3Response, name: string): string | undefined => {
@@ -17,7 +17,7 @@ async function retrying<T>(attempt: () => Promise<T>, tries = 3): Promise<T> {
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof StoreError) || err.kind !== 'unavailable' || i >= tries) throw err;
+      if (!(err instanceof StoreError) || err.kind !== 'unavailable' || err instanceof S3Timeout || i >= tries) throw err;
       await new Promise((r) => setTimeout(r, Math.random() * 100 * 2 ** i));
     }
   }
@@ -50,9 +50,11 @@ export class S3Store implements Store {
   async stat(key: string): Promise<FileInfo | null> {
     return retrying(async () => {
       const res = await this.client.send('HEAD', key);
+      // failure() reads the body, and reading an undici body after dump() throws inside undici, outside this
+      // promise: an uncaught TypeError that ended the process whenever S3 refused a HEAD (stat, delete, move).
+      if (res.status !== 200 && res.status !== 404) throw await failure('HeadObject', res);
       await res.body.dump();
       if (res.status === 404) return null;
-      if (res.status !== 200) throw await failure('HeadObject', res);
       return this.infoFrom(key, res, Number(header(res, 'content-length') ?? 0));
     });
   }
@@ -80,7 +82,14 @@ export class S3Store implements Store {
         await res.body.dump();
         throw new StoreError('unavailable', 'GetObject: a partial answer without Content-Range');
       }
-      return { info: this.infoFrom(key, res, Number(m[3])), body: res.body, range: { start: Number(m[1]), end: Number(m[2]) } };
+      const size = Number(m[3]);
+      // Hold the server to RFC 9110 §14.1.2 as the local store is: RGW answers bytes=-0 (unsatisfiable) with the
+      // whole object as a 206.
+      if (range && !satisfyRange(range, size)) {
+        await res.body.dump();
+        throw new StoreError('range', 'range not satisfiable', size);
+      }
+      return { info: this.infoFrom(key, res, size), body: res.body, range: { start: Number(m[1]), end: Number(m[2]) } };
     }
     if (res.status === 416) {
       const size = Number(/\/(\d+)$/.exec(header(res, 'content-range') ?? '')?.[1] ?? (await this.stat(key))?.size ?? 0);
@@ -102,8 +111,9 @@ export class S3Store implements Store {
     const sendPart = (buf: Buffer, n: number, id: string): Promise<void> =>
       retrying(async () => {
         const res = await this.client.send('PUT', key, { query: { partNumber: String(n), uploadId: id }, body: buf });
-        await res.body.dump();
+        // Read the error body before discarding it: it holds the S3 error code the refusal names.
         if (res.status !== 200) throw await failure('UploadPart', res);
+        await res.body.dump();
         parts.push({ n, etag: header(res, 'etag') ?? '' });
       });
     try {
@@ -142,8 +152,9 @@ export class S3Store implements Store {
 
   private async putObject(key: string, body: Buffer): Promise<FileInfo> {
     const res = await retrying(() => this.client.send('PUT', key, { body }));
-    await res.body.dump();
+    // The error body first (its <Code> is the detail, and NoSuchBucket must not read as a missing file), then discard.
     if (res.status !== 200) throw await failure('PutObject', res);
+    await res.body.dump();
     return { key, size: body.length, modified: Date.now(), etag: header(res, 'etag') ?? '""' };
   }
 
@@ -181,8 +192,8 @@ export class S3Store implements Store {
     // S3 deletes answer 204 whether or not the key existed: look first, so the caller can say which.
     const existed = (await this.stat(key)) !== null;
     const res = await retrying(() => this.client.send('DELETE', key));
+    if (res.status !== 204 && res.status !== 200) throw await failure('DeleteObject', res); // reads the error code first
     await res.body.dump();
-    if (res.status !== 204 && res.status !== 200) throw await failure('DeleteObject', res);
     return existed;
   }
 
@@ -213,7 +224,10 @@ export class S3Store implements Store {
     const files: FileInfo[] = [];
     for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
       const c = m[1] as string;
-      const key = decodeURIComponent(tag(c, 'Key') ?? '');
+      // encoding-type=url percent-encodes the key, but characters the encoder keeps (RGW keeps ') still arrive
+      // XML-escaped (&apos;): undo the XML first, then the URL encoding. AWS writes a space as + and a literal +
+      // as %2B (measured in brekkylab/backlot#178; RGW writes %20 and %2B), so + decodes to a space.
+      const key = decodeURIComponent(unescapeXml(tag(c, 'Key') ?? '').replace(/\+/g, ' '));
       const modified = Date.parse(tag(c, 'LastModified') ?? '');
       files.push({ key, size: Number(tag(c, 'Size') ?? 0), modified: Number.isNaN(modified) ? 0 : modified, etag: unescapeXml(tag(c, 'ETag') ?? '""') });
     }
