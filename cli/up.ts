@@ -149,6 +149,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
       checkpointIntervalMs: next.checkpointIntervalMs,
       retentionMs: next.retentionMs,
       maxPendingBytes: next.maxPendingBytes,
+      syncIntervalMs: next.flushIntervalMs,
       policyVersion: store.current.version,
     });
     audit.flushIntervalMs = next.flushIntervalMs;

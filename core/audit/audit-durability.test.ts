@@ -111,6 +111,34 @@ describe('strict durability', () => {
   });
 });
 
+describe('batched group commit', () => {
+  it('fsyncs what it wrote within the flush interval, without waiting for a checkpoint, not on every write', async () => {
+    const m = auditMetrics();
+    const log = await AuditLog.open({ dir, flushIntervalMs: 20, checkpointIntervalMs: 3_600_000, onStats: m.onStats });
+    expect(await m.value('gatehouse_audit_fsyncs_total')).toBe(0);
+    for (let i = 1; i <= 200; i++) log.append('egress', padEvent(i));
+    await log.flush();
+    // Stats reach the main thread once a second: the fsync shows up there without any other call.
+    await waitUntil(async () => (await m.value('gatehouse_audit_fsyncs_total')) >= 1, 'the group fsync');
+    await log.close();
+  });
+
+  it('an fsync that fails in batched mode is reported and counted; the lines stay written and the data plane goes on', async () => {
+    await mkdir(join(dir, 'egress'));
+    await symlink('/dev/null', seg(1)); // writes succeed, fsync fails (EINVAL)
+    const errors: string[] = [];
+    const m = auditMetrics();
+    const log = await AuditLog.open({ dir, flushIntervalMs: 10, checkpointIntervalMs: 3_600_000, onError: (e) => errors.push(e), onStats: m.onStats });
+    log.append('egress', padEvent(1));
+    await log.flush();
+    await waitUntil(() => errors.some((e) => /fsync failed for egress: EINVAL/.test(e)), 'the fsync error');
+    await waitUntil(async () => (await m.value('gatehouse_audit_write_errors_total')) >= 1, 'the error metric');
+    log.append('egress', padEvent(2)); // never blocks, never throws
+    await log.flush();
+    await expect(within(log.close())).rejects.toMatchObject({ code: 'GH_ERR_AUDIT_WRITE' });
+  });
+});
+
 describe('batched writes on a failing disk', () => {
   it('keeps events in memory, reports the error and metrics, and writes them all once the directory works', async () => {
     const errors: string[] = [];

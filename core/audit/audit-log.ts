@@ -64,6 +64,7 @@ export class AuditLog {
       checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
       retentionMs: options.retentionMs ?? 30 * 86_400_000,
       maxPendingBytes: options.maxPendingBytes ?? 64 * 1024 * 1024,
+      syncIntervalMs: options.flushIntervalMs ?? 50,
       policyVersion: options.policyVersion ?? 'sha256:0000000000000000',
     };
     const worker = new Worker(workerScript(import.meta.url, 'core/audit/writer-worker.js'));

@@ -91,6 +91,7 @@ export class SegmentStore {
   private file = '';
   private handle: FileHandle | null = null;
   private bytes = 0;
+  private unsynced = false;
   private openedAt = 0;
   private lastCheckpointSeq = -1;
 
@@ -167,13 +168,26 @@ export class SegmentStore {
     }
     const buf = Buffer.from(lines);
     await appendAll(handle, buf, this.bytes);
+    this.unsynced = true;
     this.bytes += buf.length;
     this.seq = lastSeq;
     this.hash = lastHash;
   }
 
   async sync(): Promise<void> {
-    await this.handle?.sync();
+    if (!this.handle) return;
+    this.unsynced = false; // cleared first: lines appended while the fsync runs are not covered by it
+    try {
+      await this.handle.sync();
+    } catch (err) {
+      this.unsynced = true;
+      throw err;
+    }
+  }
+
+  /** Whether lines were written since the last fsync. */
+  get dirty(): boolean {
+    return this.unsynced;
   }
 
   /** Close the current segment with a checkpoint and start the next one at `nextSeq`. */
@@ -187,7 +201,7 @@ export class SegmentStore {
   /** Sign the chain head (skipped when nothing was appended since the last one, unless forced). */
   async checkpoint(force = false): Promise<void> {
     if (this.seq === 0 || (!force && this.seq === this.lastCheckpointSeq)) return;
-    await this.handle?.sync();
+    await this.sync();
     const segment = this.file.slice(this.dir.length + 1);
     const cp = signCheckpoint(this.key, { source: this.source, segment, seq: this.seq, hash: this.hash, time: new Date().toISOString() });
     // Whole and fsynced before a rotation opens the next segment: verify treats a closed segment without its

@@ -7,6 +7,12 @@ export interface WriterConfig {
   readonly checkpointIntervalMs: number;
   readonly retentionMs: number;
   readonly maxPendingBytes: number;
+  /**
+   * Batched mode: how long written lines may stay unsynced before the writer fsyncs them (group commit, one fsync
+   * for everything written in the interval). The flush interval, so an OS crash or power loss loses at most about
+   * two intervals, as a process crash loses at most one.
+   */
+  readonly syncIntervalMs: number;
   /** For the events the writer itself emits (dropped-event reports). */
   readonly policyVersion: string;
 }
@@ -32,6 +38,8 @@ export interface WriterStats {
   readonly pendingBytes: number;
   /** Damaged segments found at start-up (left as evidence; new records went to a new segment). */
   readonly corruptSegments: number;
+  /** fsyncs of segments made for batched group commit and strict writes. */
+  readonly syncs: number;
   readonly heads: Record<string, { seq: number; hash: string }>;
 }
 
