@@ -19,7 +19,8 @@ export function pinned(core: string, cmd: string, args: readonly string[], env: 
   return spawn('bash', ['-c', `ulimit -n 20000 2>/dev/null; exec taskset -c ${core} ${quoted}`], { env, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-function firstLine(proc: ChildProcess, what: string, match: (text: string) => string | null, timeoutMs = 20_000): Promise<string> {
+/** Resolves with `match`'s answer once the process's stdout has produced it; rejects when it exits or times out. */
+export function firstLine(proc: ChildProcess, what: string, match: (text: string) => string | null, timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     const timer = setTimeout(() => reject(new Error(`${what} did not start: ${text.slice(-500)}`)), timeoutMs);
@@ -110,6 +111,23 @@ export async function startSquid(dir: string, port: number, accessLog: boolean):
   await waitForPort(port, 20_000);
   return { name: accessLog ? 'squid' : 'squid-lean', pid: proc.pid as number, port, stop: stopper(proc) };
 }
+
+/**
+ * The benchmark policy: one tenant allowed to reach the origin, which listens on loopback (hence the explicit
+ * private-range exception), with connection limits above anything the load generators open.
+ */
+export const benchPolicy = (originPort: number): string => `version: 1
+egress:
+  unsafe_allow_private:
+    - {host: origin.bench, cidr: 127.0.0.1/32}
+  resolver: {hosts: {origin.bench: [127.0.0.1]}}
+  limits:
+    max_connections: 19000
+    per_session: {max_connections: 19000, new_connections_per_second: 1000000, burst: 1000000}
+tenants:
+  - name: bench
+    egress: {allow: ["origin.bench:${originPort}"]}
+`;
 
 /** Gatehouse as users run it (the built CLI), with token auth, policy and audit all on. */
 export async function startGatehouse(cli: string, stateDir: string, policyFile: string): Promise<Peer> {

@@ -4,61 +4,26 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CORES, pinned, startGatehouse, startOrigin, startSquid, type Peer } from './peers.js';
+import { AUDIT_PARTS, runAuditBench, type AuditPart } from './audit-bench.js';
+import { loadgen, wrk, type LoadTarget } from './load.js';
+import { benchPolicy, CORES, pinned, startGatehouse, startOrigin, startSquid, type Peer } from './peers.js';
 import { formatTable, ratio, type Row } from './report.js';
 
 /**
- * `npm run bench`: direct (no proxy), Gatehouse and squid side by side in one run on loopback, each proxy pinned
- * to its own core and the load generator and origin to the other. Every figure is also printed as a ratio to
- * direct and to squid from this same run, because absolute numbers on a shared machine mean little.
+ * `npm run bench [-- proxies|audit] [--profile]`: with no argument, both suites.
+ * - proxies: direct (no proxy), Gatehouse and squid side by side in one run on loopback, each proxy pinned to
+ *   its own core and the load generator and origin to the other. Every figure is also printed as a ratio to
+ *   direct and to squid from this same run, because absolute numbers on a shared machine mean little.
+ * - audit: the audit log's append rate, shipping to rsyslog, and the proxy with auditing on versus off
+ *   (bench/audit-bench.ts); `--profile` (or BENCH_PROFILE=1) adds CPU profiles of its processes.
  */
 const distBench = dirname(fileURLToPath(import.meta.url));
 const cli = join(distBench, '..', 'cli', 'main.js');
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const run = promisify(execFile);
+const SUITES = ['proxies', 'audit', ...AUDIT_PARTS.map((p) => `audit:${p}`)] as const;
 
-type Target = { name: Row['target']; proxyPort: number | null; auth: string | null; host: string };
-
-interface Measure {
-  perSecond?: number;
-  mbPerSecond?: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-async function loadgen(config: Record<string, unknown>): Promise<Measure> {
-  const proc = pinned(CORES.load, process.execPath, [join(distBench, 'loadgen.js'), JSON.stringify(config)]);
-  let out = '';
-  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr?.on('data', (c: Buffer) => process.stderr.write(c));
-  await new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Measure;
-}
-
-async function wrk(target: Target, originPort: number, connections: number): Promise<Measure> {
-  const dir = await mkdtemp(join(tmpdir(), 'gh-wrk-'));
-  const script = join(dir, 'proxy.lua');
-  const authority = `${target.host}:${originPort}`;
-  await writeFile(
-    script,
-    target.proxyPort === null
-      ? 'wrk.path = "/small"\n'
-      : `wrk.path = "http://${authority}/small"\nwrk.headers["Host"] = "${authority}"\n${target.auth ? `wrk.headers["Proxy-Authorization"] = "${target.auth}"\n` : ''}`,
-  );
-  const port = target.proxyPort ?? originPort;
-  const { stdout } = await run('taskset', ['-c', CORES.load, 'wrk', '-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`], { maxBuffer: 1 << 20 });
-  await rm(dir, { recursive: true, force: true });
-  const num = (re: RegExp): number => Number(re.exec(stdout)?.[1] ?? 0);
-  const ms = (re: RegExp): number => {
-    const m = re.exec(stdout);
-    if (!m) return 0;
-    const v = Number(m[1]);
-    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-  };
-  const errors = num(/Non-2xx or 3xx responses: (\d+)/) + num(/Socket errors: connect (\d+)/);
-  return { perSecond: num(/Requests\/sec:\s+([\d.]+)/), p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/), errors };
-}
+type Target = LoadTarget & { name: Row['target'] };
 
 async function rssKb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -82,25 +47,11 @@ async function idleTunnels(target: Target, peer: Peer, originPort: number, count
   return { before, after, open: (JSON.parse(line || '{"open":0}') as { open: number }).open };
 }
 
-async function main(): Promise<void> {
+async function proxiesBench(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
   const origin = await startOrigin(distBench);
   const policyFile = join(work, 'policy.yaml');
-  await writeFile(
-    policyFile,
-    `version: 1
-egress:
-  unsafe_allow_private:
-    - {host: origin.bench, cidr: 127.0.0.1/32}
-  resolver: {hosts: {origin.bench: [127.0.0.1]}}
-  limits:
-    max_connections: 19000
-    per_session: {max_connections: 19000, new_connections_per_second: 1000000, burst: 1000000}
-tenants:
-  - name: bench
-    egress: {allow: ["origin.bench:${origin.port}"]}
-`,
-  );
+  await writeFile(policyFile, benchPolicy(origin.port));
   const gatehouse = await startGatehouse(cli, join(work, 'state'), policyFile);
   const squid = await startSquid(join(work, 'squid'), 13900 + Math.floor(Math.random() * 40), true);
   const squidLean = await startSquid(join(work, 'squid-lean'), 13950 + Math.floor(Math.random() * 40), false);
@@ -114,13 +65,13 @@ tenants:
   const rows: Row[] = [];
   try {
     for (const c of [1, 32]) {
-      for (const t of targets) rows.push({ mode: 'plain HTTP keep-alive (req/s)', concurrency: c, target: t.name, unit: 'req/s', ...(await wrk(t, origin.port, c)) });
+      for (const t of targets) rows.push({ mode: 'plain HTTP keep-alive (req/s)', concurrency: c, target: t.name, unit: 'req/s', ...(await wrk(t, origin.port, c, SECONDS)) });
       for (const t of targets) {
-        const m = await loadgen({ mode: 'connect', proxyPort: t.proxyPort, originHost: t.host, originPort: origin.port, auth: t.auth, concurrency: c, seconds: SECONDS });
+        const m = await loadgen(distBench, { mode: 'connect', proxyPort: t.proxyPort, originHost: t.host, originPort: origin.port, auth: t.auth, concurrency: c, seconds: SECONDS });
         rows.push({ mode: 'CONNECT setup + 1 request (setups/s)', concurrency: c, target: t.name, unit: 'setups/s', ...m });
       }
       for (const t of targets) {
-        const m = await loadgen({ mode: 'bulk', proxyPort: t.proxyPort, originHost: t.host, originPort: origin.port, auth: t.auth, concurrency: c, seconds: SECONDS, bulkBytes: 16 * 1024 * 1024 });
+        const m = await loadgen(distBench, { mode: 'bulk', proxyPort: t.proxyPort, originHost: t.host, originPort: origin.port, auth: t.auth, concurrency: c, seconds: SECONDS, bulkBytes: 16 * 1024 * 1024 });
         rows.push({ mode: 'bulk through tunnels (MB/s)', concurrency: c, target: t.name, unit: 'MB/s', ...m });
       }
     }
@@ -137,6 +88,19 @@ tenants:
     if (process.env['BENCH_KEEP'] === '1') process.stderr.write(`kept ${work}\n`);
     else await rm(work, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const profile = args.includes('--profile') || process.env['BENCH_PROFILE'] === '1';
+  const named = args.filter((a) => !a.startsWith('--'));
+  const unknown = named.filter((a) => !(SUITES as readonly string[]).includes(a));
+  if (unknown.length > 0) throw new Error(`unknown benchmark suite ${unknown.join(', ')}: expected one of ${SUITES.join(", ")}`);
+  const suites = named.length > 0 ? named : ['proxies', 'audit'];
+  if (suites.includes('proxies')) await proxiesBench();
+  // `audit` runs all three audit benchmarks; `audit:append`, `audit:ship`, `audit:proxy` one each.
+  const parts = new Set<AuditPart>(AUDIT_PARTS.filter((p) => suites.includes('audit') || suites.includes(`audit:${p}`)));
+  if (parts.size > 0) await runAuditBench({ distBench, cli, seconds: SECONDS, profile, keep: process.env['BENCH_KEEP'] === '1' }, parts);
 }
 
 await main();
