@@ -96,7 +96,7 @@ export class AuthRefusal extends Refusal {
 
 /** The grant a verified token's claims carry (checked for shape by the verifier). */
 export const grantOf = (claims: SessionClaims): BrokerGrant => ({
-  fs: claims['fs'] as string,
+  fs: claims['filesystem_id'] as string,
   mounts: claims['mounts'] as Record<string, MountMode>,
   upstreams: claims['upstreams'] as string[],
 });

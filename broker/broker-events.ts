@@ -61,7 +61,7 @@ export function brokerEvent(input: BrokerEventInput): Record<string, unknown> {
   const header = { component: 'broker', correlationId: input.correlationId, policyVersion: input.policyVersion, time: input.time, tenant: claims?.tenant };
   const outcome = { allow: input.allow, reason: input.reason };
   const gatehouse: Record<string, unknown> = {};
-  if (claims && typeof claims['fs'] === 'string') gatehouse['filesystem'] = claims['fs'];
+  if (claims && typeof claims['filesystem_id'] === 'string') gatehouse['filesystem'] = claims['filesystem_id'];
   if (input.store) gatehouse['store'] = input.store;
   if (input.upstream) gatehouse['upstream'] = input.upstream;
   if (input.authDetail) gatehouse['auth_detail'] = input.authDetail;

@@ -325,7 +325,7 @@ export function fileApiSuite(label: string, setup: () => Promise<FileBackend>): 
         tenant: 'acme',
         ttlMs: 60_000,
         now: Date.now() - 3_600_000,
-        claims: { fs: 'fs-1', mounts: { '/outputs': 'rw' }, upstreams: [] },
+        claims: { filesystem_id: 'fs-1', mounts: { '/outputs': 'rw' }, upstreams: [] },
       });
       tokens.push(expired.token);
       await expectRefused(h, await raw(h.url, 'GET', '/v1/files/outputs/range.txt', { token: expired.token }), 'token_expired', 'expired');

@@ -17,7 +17,7 @@ let token: string;
 const responses: string[] = [];
 const tokens: string[] = [];
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
-const BROKER_CLAIMS = { fs: 'fs-1', mounts: { '/outputs': 'rw', '/inputs': 'ro' }, upstreams: [] };
+const BROKER_CLAIMS = { filesystem_id: 'fs-1', mounts: { '/outputs': 'rw', '/inputs': 'ro' }, upstreams: [] };
 
 /** A token signed with the broker's own key, with the fields a test changes. */
 const signed = async (o: { audience?: (typeof AUDIENCE)[keyof typeof AUDIENCE]; issuer?: string; now?: number; ttlMs?: number; claims?: Record<string, unknown>; tenant?: string; keys?: Keystore; session?: string }) => {
@@ -77,7 +77,7 @@ describe('broker tokens that are refused', () => {
   const forgedFs = (): string => {
     const [head, payload, sig] = token.split('.') as [string, string, string];
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
-    return `${head}.${b64({ ...claims, fs: 'fs-2', tenant: 'globex' })}.${sig}`;
+    return `${head}.${b64({ ...claims, filesystem_id: 'fs-2', tenant: 'globex' })}.${sig}`;
   };
   // One row per way a token can be bad; `detail` is what the audit event says failed (auth_detail).
   const MALFORMED: Array<{ name: string; token: () => Promise<string> | string; detail: string }> = [
@@ -92,7 +92,7 @@ describe('broker tokens that are refused', () => {
     { name: 'a gateway token (wrong audience)', token: () => signed({ audience: AUDIENCE.gateway }), detail: 'wrong_aud' },
     { name: 'another issuer', token: () => signed({ issuer: 'not-gatehouse' }), detail: 'wrong_iss' },
     { name: 'a lifetime above the policy max_ttl', token: () => signed({ ttlMs: 2 * 3_600_000 }), detail: 'lifetime_exceeds_policy' },
-    { name: 'a filesystem claim that could climb out of its prefix', token: () => signed({ claims: { ...BROKER_CLAIMS, fs: '../fs-2' } }), detail: 'bad_fs_claim' },
+    { name: 'a filesystem claim that could climb out of its prefix', token: () => signed({ claims: { ...BROKER_CLAIMS, filesystem_id: '../fs-2' } }), detail: 'bad_filesystem_claim' },
     { name: 'a mount claim that is not one segment', token: () => signed({ claims: { ...BROKER_CLAIMS, mounts: { '/outputs/../inputs': 'rw' } } }), detail: 'bad_mounts_claim' },
     { name: 'a mount mode that is not ro or rw', token: () => signed({ claims: { ...BROKER_CLAIMS, mounts: { '/outputs': 'admin' } } }), detail: 'bad_mounts_claim' },
     { name: 'a tenant without broker access in the policy', token: () => signed({ tenant: 'nobody' }), detail: 'tenant_without_broker' },

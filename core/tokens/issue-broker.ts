@@ -77,7 +77,7 @@ export async function issueBrokerToken(
     session,
     tenant: request.tenant,
     ttlMs,
-    claims: { fs: grant.fs, mounts: grant.mounts, upstreams: grant.upstreams },
+    claims: { filesystem_id: grant.fs, mounts: grant.mounts, upstreams: grant.upstreams },
   });
   return { token: issued.token, session, tenant: request.tenant, jti: issued.jti, expiresAt: issued.expiresAt, grant };
 }

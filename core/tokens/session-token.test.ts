@@ -207,7 +207,7 @@ describe('verifySessionToken: forgery and validity', () => {
   });
 
   it('accepts an issued broker token only at the broker audience', async () => {
-    const { token } = await issueSessionToken(forge.keys, { issuer: DEFAULT_ISSUER, audience: AUDIENCE.broker, session: 's-2', tenant: 'acme', ttlMs: 60_000, claims: { fs: 'fs-1', mounts: { '/outputs': 'rw' }, upstreams: [] }, now: NOW });
+    const { token } = await issueSessionToken(forge.keys, { issuer: DEFAULT_ISSUER, audience: AUDIENCE.broker, session: 's-2', tenant: 'acme', ttlMs: 60_000, claims: { filesystem_id: 'fs-1', mounts: { '/outputs': 'rw' }, upstreams: [] }, now: NOW });
     await expect(verifySessionToken(token, options(forge.keys, { audience: AUDIENCE.broker }))).resolves.toMatchObject({ sub: 's-2' });
     expect((await refusal(verifySessionToken(token, options(forge.keys)))).detail).toBe('wrong_aud');
   });

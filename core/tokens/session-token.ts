@@ -108,7 +108,7 @@ function checkClaims(payload: JWTPayload, audience: Audience): SessionClaims {
   }
   if (audience === AUDIENCE.broker) {
     // Signed by us, but checked anyway: a claim of the wrong shape must not reach path or mount logic.
-    if (!str(p['fs']) || !/^[A-Za-z0-9_-]{1,64}$/.test(p['fs'])) throw new TokenError('auth_invalid', 'bad_fs_claim');
+    if (!str(p['filesystem_id']) || !/^[A-Za-z0-9_-]{1,64}$/.test(p['filesystem_id'])) throw new TokenError('auth_invalid', 'bad_filesystem_claim');
     const mounts = p['mounts'];
     if (mounts === null || typeof mounts !== 'object' || Array.isArray(mounts)) throw new TokenError('auth_invalid', 'bad_mounts_claim');
     const entries = Object.entries(mounts as Record<string, unknown>);
