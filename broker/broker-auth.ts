@@ -19,12 +19,16 @@ const one = (v: string | string[] | undefined): string | undefined => (Array.isA
 /**
  * The broker token from a request. File operations take `Authorization: Bearer` only. Upstream calls also take
  * the headers model SDKs put their key in (and `?key=`), so an unmodified SDK works with the broker token as its
- * API key. Null when none is present; a refusal when several disagree (no guessing which one counts).
+ * API key, and `x-amz-security-token`, so an AWS SDK works with it as its session token. Null when none is present; a refusal when several disagree (no guessing which one counts).
  */
 export function extractToken(headers: IncomingHttpHeaders, query: URLSearchParams | null, sdkHeaders: boolean): string | null {
   const found = new Set<string>();
   const auth = one(headers.authorization);
-  if (auth !== undefined) {
+  // An unmodified AWS SDK signs every request itself: with placeholder keys and the broker token as its session
+  // token, the token arrives in x-amz-security-token and the SDK's own signature (never checked, always replaced)
+  // in Authorization.
+  const sdkSignature = sdkHeaders && auth !== undefined && /^AWS4-HMAC-SHA256 /.test(auth);
+  if (auth !== undefined && !sdkSignature) {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);
     if (!m) throw new AuthRefusal('auth_invalid', 'unrecognised_scheme');
     found.add(m[1] as string);
@@ -34,6 +38,8 @@ export function extractToken(headers: IncomingHttpHeaders, query: URLSearchParam
       const v = one(headers[h]);
       if (v !== undefined && v.trim() !== '') found.add(v.trim());
     }
+    const session = sdkSignature ? one(headers['x-amz-security-token']) : undefined;
+    if (session !== undefined && session.trim() !== '') found.add(session.trim());
     const key = query?.getAll('key') ?? [];
     if (key.length === 1 && key[0]) found.add(key[0]);
   }

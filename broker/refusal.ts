@@ -31,18 +31,24 @@ const CODE_FOR: Partial<Record<Reason, ErrorCode>> = {
 export class Refusal extends Error {
   readonly status: number;
   readonly error: GatehouseError;
+  /** Extra response headers (Retry-After, Content-Range for a 416, the Bearer challenge of a 401). */
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(
     readonly reason: Reason,
     detail: string,
-    /** Extra response headers (Retry-After, Content-Range for a 416). */
-    readonly headers: Readonly<Record<string, string>> = {},
+    headers: Readonly<Record<string, string>> = {},
   ) {
     super(detail);
     this.name = 'Refusal';
+    this.headers = headers;
     this.error = new GatehouseError(CODE_FOR[reason] ?? 'GH_ERR_BROKER_DENIED', { detail });
-    // The reason decides the status, so the same refusal reads the same in the audit log and on the wire.
-    this.status = REASONS[reason].status >= 400 ? REASONS[reason].status : this.error.status;
+    // The reason decides the status, so the same refusal reads the same in the audit log and on the wire. Except
+    // 407: the broker is an origin server, not a proxy, so a missing or bad token is 401 with a Bearer challenge
+    // (RFC 9110 §15.5.2, RFC 6750 §3); fetch-based SDKs also treat a 407 as a network error, not a readable answer.
+    const status = REASONS[reason].status;
+    this.status = status === 407 ? 401 : status >= 400 ? status : this.error.status;
+    if (status === 407) this.headers = { 'www-authenticate': `Bearer realm="gatehouse-broker"${reason === 'auth_missing' ? '' : ', error="invalid_token"'}`, ...headers };
   }
 
   body(correlationId: string): Record<string, unknown> {

@@ -7,6 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { Hash } from '@smithy/hash-node';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBrokerHarness, type BrokerHarness } from '../test/support/broker-harness.js';
@@ -115,6 +118,42 @@ describe('SigV4 upstream (Ceph RGW, strict verification)', () => {
     });
     expect(put.status, errorCode(put.text)).toBe(200);
     expect((await rgw.s3({ method: 'GET', bucket: BUCKET, key: 'stripped.txt' })).body.toString()).toBe('payload');
+  });
+
+  // What an unmodified AWS SDK sends when configured as docs/integrators.md says: endpoint the broker's upstream
+  // URL, placeholder keys, the broker token as its session token. The SDK's own signature is never checked (the
+  // broker replaces it); the token in x-amz-security-token is what authenticates the session.
+  const sdkRequest = async (method: string, key: string, sessionToken: string, body?: string): Promise<Reply> => {
+    const url = new URL(h.url);
+    const path = `/v1/upstreams/s3/${BUCKET}/${key}`;
+    const signer = new SignatureV4({ service: 's3', region: rgw.region, credentials: { accessKeyId: 'AKIDPLACEHOLDER', secretAccessKey: 'placeholder-secret', sessionToken }, sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
+    const signed = await signer.sign(new HttpRequest({ method, protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path, headers: { host: url.host }, ...(body !== undefined ? { body } : {}) }));
+    const headers = { ...(signed.headers as Record<string, string>) };
+    delete headers['host'];
+    const res = await request(`${h.url}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) });
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    clientSaw.push(String(res.statusCode), JSON.stringify(res.headers), bytes.toString('latin1'));
+    return { status: res.statusCode, headers: res.headers, body: bytes, text: bytes.toString('utf8'), id: String(res.headers['x-gatehouse-correlation-id'] ?? '') };
+  };
+
+  it('an AWS SDK with placeholder keys and the broker token as its session token works unmodified', async () => {
+    const put = await sdkRequest('PUT', 'sdk/object.txt', token, 'from an sdk');
+    expect(put.status, errorCode(put.text)).toBe(200);
+    expect((await rgw.s3({ method: 'GET', bucket: BUCKET, key: 'sdk/object.txt' })).body.toString()).toBe('from an sdk');
+    expect((await sdkRequest('GET', 'sdk/object.txt', token)).text).toBe('from an sdk');
+  });
+
+  it('an AWS SDK request whose session token is not a broker token is refused before anything is sent', async () => {
+    const put = await sdkRequest('PUT', 'sdk/refused.txt', 'not-a-broker-token', 'x');
+    expect(put.status).toBe(401);
+    expect(JSON.parse(put.text)).toMatchObject({ error: { reason: 'auth_invalid' } });
+    expect(put.headers['www-authenticate']).toBe('Bearer realm="gatehouse-broker", error="invalid_token"');
+    expect((await rgw.s3({ method: 'HEAD', bucket: BUCKET, key: 'sdk/refused.txt' })).status).toBe(404);
+    // Without any session token, the SDK signature alone authenticates nothing.
+    const bare = await sdkRequest('GET', 'sdk/object.txt', '');
+    expect(bare.status).toBe(401);
+    expect(JSON.parse(bare.text)).toMatchObject({ error: { reason: 'auth_missing' } });
+    expect(bare.headers['www-authenticate']).toBe('Bearer realm="gatehouse-broker"');
   });
 
   // Anchors A.3 #13: a presign the sandbox made with placeholder credentials is never forwarded as such; the

@@ -100,12 +100,8 @@ async function sdkFetch(path: string, init: RequestInit): Promise<Called> {
   return record(res.status, res.headers, await res.text());
 }
 
-/**
- * Status of an auth refusal. BUG (broker/refusal.ts, reported): auth reasons take the egress proxy's 407 from
- * REASONS instead of GH_ERR_BROKER_UNAUTHORIZED's 401; fetch-based SDKs then see a network error, not a 401.
- * Set this to 401 with the fix.
- */
-const AUTH_STATUS = 407;
+/** Status of an auth refusal: 401 with a Bearer challenge (a 407 would be a network error to fetch-based SDKs). */
+const AUTH_STATUS = 401;
 
 interface UpstreamEvent {
   readonly status_detail: string;
