@@ -5,23 +5,26 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AUDIT_PARTS, runAuditBench, type AuditPart } from './audit-bench.js';
+import { BROKER_PARTS, runBrokerBench, type BrokerPart } from './broker-bench.js';
 import { loadgen, wrk, type LoadTarget } from './load.js';
 import { benchPolicy, CORES, pinned, startGatehouse, startOrigin, startSquid, type Peer } from './peers.js';
 import { formatTable, ratio, type Row } from './report.js';
 
 /**
- * `npm run bench [-- proxies|audit] [--profile]`: with no argument, both suites.
+ * `npm run bench [-- proxies|audit|broker] [--profile]`: with no argument, every suite.
  * - proxies: direct (no proxy), Gatehouse and squid side by side in one run on loopback, each proxy pinned to
  *   its own core and the load generator and origin to the other. Every figure is also printed as a ratio to
  *   direct and to squid from this same run, because absolute numbers on a shared machine mean little.
  * - audit: the audit log's append rate, shipping to rsyslog, and the proxy with auditing on versus off
  *   (bench/audit-bench.ts); `--profile` (or BENCH_PROFILE=1) adds CPU profiles of its processes.
+ * - broker: the credential broker's S3 store against Ceph RGW (streaming throughput and RSS, small-request
+ *   latency) and the SigV4 signing cost, each beside a direct-to-RGW or plain-HMAC baseline (bench/broker-bench.ts).
  */
 const distBench = dirname(fileURLToPath(import.meta.url));
 const cli = join(distBench, '..', 'cli', 'main.js');
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const run = promisify(execFile);
-const SUITES = ['proxies', 'audit', ...AUDIT_PARTS.map((p) => `audit:${p}`)] as const;
+const SUITES = ['proxies', 'audit', ...AUDIT_PARTS.map((p) => `audit:${p}`), 'broker', ...BROKER_PARTS.map((p) => `broker:${p}`)] as const;
 
 type Target = LoadTarget & { name: Row['target'] };
 
@@ -96,11 +99,14 @@ async function main(): Promise<void> {
   const named = args.filter((a) => !a.startsWith('--'));
   const unknown = named.filter((a) => !(SUITES as readonly string[]).includes(a));
   if (unknown.length > 0) throw new Error(`unknown benchmark suite ${unknown.join(', ')}: expected one of ${SUITES.join(", ")}`);
-  const suites = named.length > 0 ? named : ['proxies', 'audit'];
+  const suites = named.length > 0 ? named : ['proxies', 'audit', 'broker'];
   if (suites.includes('proxies')) await proxiesBench();
   // `audit` runs all three audit benchmarks; `audit:append`, `audit:ship`, `audit:proxy` one each.
   const parts = new Set<AuditPart>(AUDIT_PARTS.filter((p) => suites.includes('audit') || suites.includes(`audit:${p}`)));
   if (parts.size > 0) await runAuditBench({ distBench, cli, seconds: SECONDS, profile, keep: process.env['BENCH_KEEP'] === '1' }, parts);
+  // `broker` runs all three broker benchmarks; `broker:stream`, `broker:latency`, `broker:sign` one each.
+  const brokerParts = new Set<BrokerPart>(BROKER_PARTS.filter((p) => suites.includes('broker') || suites.includes(`broker:${p}`)));
+  if (brokerParts.size > 0) await runBrokerBench({ distBench, cli, keep: process.env['BENCH_KEEP'] === '1' }, brokerParts);
 }
 
 await main();

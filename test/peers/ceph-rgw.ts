@@ -75,6 +75,12 @@ export interface CephRgwOptions {
   readonly memstoreBytes?: number;
   /** Bound on the whole start-up. Default 45 s, under vitest's 60 s hook timeout so the cause is reported. */
   readonly timeoutMs?: number;
+  /**
+   * Turn Nagle's algorithm off on RGW's sockets (beast `tcp_nodelay=1`). Default false, RGW's own default: then a
+   * small GET (headers and body written separately) often waits ~40 ms for the client's delayed ACK, which swamps
+   * any latency measurement (the broker benchmark sets it).
+   */
+  readonly tcpNoDelay?: boolean;
 }
 
 const DIR_PREFIX = 'gatehouse-ceph-';
@@ -172,7 +178,7 @@ function keyring(): string {
   ].join('');
 }
 
-function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, memstoreBytes: number): string {
+function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, memstoreBytes: number, tcpNoDelay: boolean): string {
   return `[global]
 fsid = ${fsid}
 mon host = v2:127.0.0.1:${monPort}
@@ -215,7 +221,7 @@ osd op num shards = 1
 osd op num threads per shard = 2
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort}${tcpNoDelay ? ' tcp_nodelay=1' : ''}
 # Only the S3 API; no Swift, admin, STS, IAM or notification endpoints to reach by accident.
 rgw enable apis = s3
 # Background work a short-lived cluster never needs (garbage collection, lifecycle, quota sync, resharding), and
@@ -405,7 +411,7 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
     for (const sub of ['mon/a', 'osd/0', 'run', 'log']) await mkdir(join(dir, sub), { recursive: true });
     const ports = { mon: await freePort(), rgw: await freePort() };
     const fsid = randomUUID();
-    await writeFile(conf, cephConf(dir, fsid, ports.mon, ports.rgw, options.memstoreBytes ?? 1024 ** 3));
+    await writeFile(conf, cephConf(dir, fsid, ports.mon, ports.rgw, options.memstoreBytes ?? 1024 ** 3, options.tcpNoDelay ?? false));
     await writeFile(join(dir, 'keyring'), keyring(), { mode: 0o600 });
     const keys = newKeys();
     await bootstrap(dir, daemons, fsid, ports, keys, left);
