@@ -92,7 +92,8 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     maxPendingBytes: a.maxPendingBytes,
     policyVersion: store.current.version,
     validate: validateEvent,
-    onError: (message) => logger.error({ err: message }, 'audit log write failed; events kept in memory and retried'),
+    // Damage found at start-up is not a failing write: say which, so the right runbook is followed.
+    onError: (message) => logger.error({ err: message }, message.startsWith('audit segment ') ? 'audit segment damaged; left as evidence, run gatehouse audit verify' : 'audit log write failed; events kept in memory and retried'),
     onStats: (stats) => auditMetrics.update(stats),
   });
   const shipper = await AuditShipper.start({ dir: join(config.stateDir, 'audit'), sinks: a.sinks, registry, logger: logger.child({ component: 'audit-shipper' }) });
