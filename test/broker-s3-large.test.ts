@@ -211,10 +211,11 @@ describe('gatehouse up: broker S3 store on Ceph RGW, large objects and wrong cre
       const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
       console.log(`gatehouse peak RSS (VmHWM) ${mb(before.hwm)} -> ${mb(after.hwm)} (+${mb(growth)}) over a ${mb(SIZE)} upload and download; VmRSS now ${mb(after.rss)}`);
       // A broker that buffered the whole object would grow by at least 256 MiB. The bound is deliberately generous
-      // (two 8 MiB parts in flight, stream buffers and garbage the GC has not collected yet on a noisy machine);
-      // the issue's target ("a 1 GiB upload must not grow RSS by more than 64 MB") is checked precisely by the
-      // broker benchmark (`npm run bench -- broker`), not in a test.
-      expect(growth, `VmHWM grew by ${mb(growth)}`).toBeLessThan(128 * MiB);
+      // (two 8 MiB parts in flight, stream buffers and garbage the GC has not collected yet: 64-74 MiB measured on
+      // a quiet 2-core machine, 92 MiB at a load average of 10); the issue's target ("a 1 GiB upload must not grow
+      // RSS by more than 64 MB") is checked precisely by the broker benchmark (`npm run bench -- broker`), which
+      // resets the peak before each transfer; not in a test.
+      expect(growth, `VmHWM grew by ${mb(growth)}`).toBeLessThan(160 * MiB);
     },
     240_000,
   );
