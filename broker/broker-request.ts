@@ -41,6 +41,12 @@ export class BrokerRequest {
   private decidedDurably = false;
   readonly started = Date.now();
   private readonly startedAt = performance.now();
+  /**
+   * The client's address, read on arrival. Once Node has finished a response on a connection that is closing it
+   * sets `req.socket` to null, and reading the address at the end threw inside finish(): the refusal of an
+   * oversized JSON body (whose reader destroys the request) went out with no audit event and no metric.
+   */
+  private readonly client: { ip: string | undefined; port: number | undefined };
 
   constructor(
     readonly deps: BrokerDeps,
@@ -48,7 +54,9 @@ export class BrokerRequest {
     readonly correlationId: string,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-  ) {}
+  ) {
+    this.client = { ip: req.socket.remoteAddress, port: req.socket.remotePort };
+  }
 
   private eventInput(allow: boolean, reason: Reason, status: number, extra: Partial<BrokerEventInput> = {}): BrokerEventInput {
     return {
@@ -61,7 +69,7 @@ export class BrokerRequest {
       allow,
       reason,
       status,
-      client: { ip: this.req.socket.remoteAddress, port: this.req.socket.remotePort },
+      client: this.client,
       ...(this.paths.length > 0 ? { paths: this.paths } : {}),
       ...(this.store ? { store: this.store } : {}),
       ...(this.upstream ? { upstream: this.upstream } : {}),

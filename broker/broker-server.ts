@@ -63,7 +63,18 @@ export function createBroker(options: BrokerOptions): Broker {
   };
   options.policy.on('applied', () => credentials.clear());
 
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: true, genReqId: () => randomUUID(), bodyLimit: MAX_JSON_BYTES });
+  const app = Fastify({
+    logger: false,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    genReqId: () => randomUUID(),
+    bodyLimit: MAX_JSON_BYTES,
+    // Left to itself Fastify answers a target it cannot percent-decode (`%zz`, `%ff`: FST_ERR_BAD_URL) with its own
+    // error: not the broker's shape, no correlation id, no audit event, and a message echoing the whole target (a
+    // ?key=<broker token> included). Such a request goes to the handler its path names instead, which
+    // authenticates it and refuses the path (path_invalid) with one audit event, like any other bad path.
+    frameworkErrors: (_err, req, reply) => undecodable(req, reply),
+  });
   // Bodies are streamed by the routes themselves (uploads, upstream calls): Fastify must not read them.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
@@ -112,20 +123,44 @@ export function createBroker(options: BrokerOptions): Broker {
     }
   };
 
-  app.get('/v1/files/*', run('GetFile', false, (r) => files.get(r, false)));
-  app.head('/v1/files/*', run('StatFile', false, (r) => files.get(r, true)));
-  app.put('/v1/files/*', run('PutFile', false, (r) => files.put(r)));
-  app.delete('/v1/files/*', run('DeleteFile', false, (r) => files.delete(r)));
-  app.get('/v1/stat/*', run('StatFile', false, (r) => files.stat(r)));
+  const getFile = run('GetFile', false, (r) => files.get(r, false));
+  const headFile = run('StatFile', false, (r) => files.get(r, true));
+  const putFile = run('PutFile', false, (r) => files.put(r));
+  const deleteFile = run('DeleteFile', false, (r) => files.delete(r));
+  const statFile = run('StatFile', false, (r) => files.stat(r));
+  const callUpstreamByName = run('CallUpstream', true, (r) => upstreams.call(r, ((r.req.url ?? '').split('/')[3] ?? '').split('?')[0] ?? ''));
+  app.get('/v1/files/*', getFile);
+  app.head('/v1/files/*', headFile);
+  app.put('/v1/files/*', putFile);
+  app.delete('/v1/files/*', deleteFile);
+  app.get('/v1/stat/*', statFile);
   app.get('/v1/list', run('ListFiles', false, (r, q) => files.list(r, q)));
   app.post('/v1/move', run('MoveFile', false, async (r) => files.move(r, await readJson(r))));
   app.all('/v1/upstreams/:name/*', run('CallUpstream', true, (r) => upstreams.call(r, (r.req.url ?? '').split('/')[3] ?? '')));
-  app.all('/v1/upstreams/:name', run('CallUpstream', true, (r) => upstreams.call(r, ((r.req.url ?? '').split('/')[3] ?? '').split('?')[0] ?? '')));
+  app.all('/v1/upstreams/:name', callUpstreamByName);
   app.get('/healthz', async () => ({ status: 'ok', policy_version: policy().version }));
+  const NOT_FOUND = { code: 'GH_ERR_BROKER_NOT_FOUND', reason: 'malformed_request', message: 'Not found: no such broker endpoint.' };
   app.setNotFoundHandler((req, reply) => {
     const id = req.id;
-    void reply.code(404).header('x-gatehouse-correlation-id', id).send({ error: { code: 'GH_ERR_BROKER_NOT_FOUND', reason: 'malformed_request', message: 'Not found: no such broker endpoint.', correlation_id: id } });
+    void reply.code(404).header('x-gatehouse-correlation-id', id).send({ error: { ...NOT_FOUND, correlation_id: id } });
   });
+
+  /** A request whose target the router could not decode: the handler its raw path names, else not found. */
+  function undecodable(req: FastifyRequest, reply: FastifyReply): void {
+    const url = req.raw.url ?? '';
+    const method = req.raw.method ?? '';
+    const fileHandler = { GET: getFile, HEAD: headFile, PUT: putFile, DELETE: deleteFile }[method];
+    // The name route splits at '?' too, so it serves a name followed by a path as well as a bare name.
+    const handler = url.startsWith('/v1/files/') ? fileHandler : url.startsWith('/v1/stat/') && method === 'GET' ? statFile : url.startsWith('/v1/upstreams/') ? callUpstreamByName : undefined;
+    if (handler) {
+      void handler(req, reply);
+      return;
+    }
+    reply.hijack();
+    const body = JSON.stringify({ error: { ...NOT_FOUND, correlation_id: req.id } });
+    reply.raw.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-gatehouse-correlation-id': req.id });
+    reply.raw.end(body);
+  }
 
   return {
     async listen(at) {

@@ -165,7 +165,8 @@ export function patternStream(size: number, chunk = 64 * 1024): Readable {
       }
       const n = Math.min(chunk, size - sent);
       const b = Buffer.alloc(n, sent % 251);
-      b.writeUInt32BE(Math.floor(sent / chunk) >>> 0, 0);
+      // A last chunk shorter than the stamp gets none (writing it threw, from inside the stream).
+      if (n >= 4) b.writeUInt32BE(Math.floor(sent / chunk) >>> 0, 0);
       sent += n;
       this.push(b);
     },

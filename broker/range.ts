@@ -15,7 +15,8 @@ const MAX_POSITION = Number.MAX_SAFE_INTEGER;
  */
 export function parseRange(header: string | undefined): RangeRequest | undefined {
   if (header === undefined) return undefined;
-  const m = /^bytes=(\d{0,16})-(\d{0,16})$/.exec(header.trim());
+  // RFC 9110 §14.1: range unit names are case-insensitive (`Bytes=0-1` is a valid request, not a malformed one).
+  const m = /^bytes=(\d{0,16})-(\d{0,16})$/i.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) throw new Refusal('malformed_request', 'Range must be one range: bytes=START-END, bytes=START- or bytes=-LENGTH');
   const a = m[1] === '' ? undefined : Number(m[1]);
   const b = m[2] === '' ? undefined : Number(m[2]);

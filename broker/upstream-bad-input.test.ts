@@ -215,14 +215,15 @@ describe('never an open relay', () => {
     expect((await eventFor(r.id)).status_detail).toBe(row.reason);
   });
 
-  // KNOWN BUG (broker/broker-server.ts, reported): Fastify answers a malformed URL itself (FST_ERR_BAD_URL): not
-  // the broker's error shape, no correlation id, no audit event, and its message echoes the whole target, a
-  // ?key=<broker token> included. What holds today: a 400, and nothing is forwarded.
-  it('broken percent-encoding is a 400 and nothing is forwarded', async () => {
+  // Fastify used to answer a target it cannot decode itself (FST_ERR_BAD_URL): not the broker's error shape, no
+  // correlation id, no audit event, and the whole target echoed, a ?key=<broker token> included.
+  it('broken percent-encoding is path_invalid with its event; nothing is forwarded or echoed', async () => {
     origin.reset();
-    const r = await rawGet('/v1/upstreams/model/%zz');
-    expect(r.status).toBe(400);
+    const r = await rawGet(`/v1/upstreams/model/%zz?key=${token}`);
+    expect([r.status, r.reason]).toEqual([400, 'path_invalid']);
+    expect(r.text).not.toContain(token);
     expect(origin.requests).toHaveLength(0);
+    expect((await eventFor(r.id)).status_detail).toBe('path_invalid');
   });
 
   it('CONNECT is not a broker method: nothing is tunnelled', async () => {
