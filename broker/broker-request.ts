@@ -126,27 +126,46 @@ export class BrokerRequest {
   }
 
   /** Record the outcome: one audit event (two in strict mode), a metric, and a debug log for refusals. */
-  finish(allow: boolean, reason: Reason, status: number, authDetail?: string): void {
-    const complete = this.res.writableFinished || (this.expectedOut !== undefined && this.bytesOut >= this.expectedOut);
-    const input = this.eventInput(allow, reason, status, {
-      ...(authDetail ? { authDetail } : {}),
-      ...(this.decidedDurably ? { phase: 'end' as const } : {}),
-      ...(allow && !complete ? { endReason: 'client_closed' } : {}),
-    });
+  finish(allow: boolean, reason: Reason, status: number, authDetail?: string, alreadyRecorded = false): void {
     this.deps.metrics.done(this.operation, allow, reason, (performance.now() - this.startedAt) / 1000, this.bytesIn, this.bytesOut);
-    try {
-      this.deps.audit.append('broker', brokerEvent(input));
-    } catch (err) {
-      this.deps.logger.error({ err: (err as Error).message, correlation_id: this.correlationId }, 'audit append failed');
+    if (!alreadyRecorded) {
+      try {
+        this.deps.audit.append('broker', brokerEvent(this.outcome(allow, reason, status, authDetail)));
+      } catch (err) {
+        this.deps.logger.error({ err: (err as Error).message, correlation_id: this.correlationId }, 'audit append failed');
+      }
     }
     if (!allow) this.deps.logger.debug({ reason, operation: this.operation, correlation_id: this.correlationId, session: this.claims?.sub }, 'broker refused');
   }
 
+  private outcome(allow: boolean, reason: Reason, status: number, authDetail?: string): BrokerEventInput {
+    const complete = this.res.writableFinished || (this.expectedOut !== undefined && this.bytesOut >= this.expectedOut);
+    return this.eventInput(allow, reason, status, {
+      ...(authDetail ? { authDetail } : {}),
+      ...(this.decidedDurably ? { phase: 'end' as const } : {}),
+      ...(allow && !complete ? { endReason: 'client_closed' } : {}),
+    });
+  }
+
   /** Send a refusal (unless the response has started) and record it. */
-  refuse(err: unknown): void {
+  async refuse(err: unknown): Promise<void> {
     const refusal = err instanceof Refusal ? err : null;
     if (!refusal) this.deps.logger.error({ err: (err as Error).message, correlation_id: this.correlationId, operation: this.operation }, 'broker request failed');
-    const r = refusal ?? new Refusal('upstream_error', 'internal error');
+    let r = refusal ?? new Refusal('upstream_error', 'internal error');
+    if (r instanceof AuthRefusal && r.claims) this.claims ??= r.claims;
+    let authDetail = r instanceof AuthRefusal ? r.authDetail : undefined;
+    let recorded = false;
+    // Strict durability, as on the egress proxy: a refusal decided before anything happened is on disk before the
+    // client hears of it. (One after the durable decision event is the end of an operation that was recorded.)
+    if (!this.res.headersSent && !this.decidedDurably && this.deps.policy().audit.durability === 'strict') {
+      try {
+        await this.deps.audit.appendDurable('broker', brokerEvent(this.outcome(false, r.reason, r.status, authDetail)));
+        recorded = true;
+      } catch {
+        r = new Refusal('audit_unavailable', 'the audit log cannot be written and durability is strict');
+        authDetail = undefined;
+      }
+    }
     if (!this.res.headersSent) {
       const body = JSON.stringify(r.body(this.correlationId));
       this.res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-gatehouse-correlation-id': this.correlationId, ...r.headers });
@@ -154,7 +173,6 @@ export class BrokerRequest {
     } else {
       this.res.destroy();
     }
-    if (r instanceof AuthRefusal && r.claims) this.claims ??= r.claims;
-    this.finish(false, r.reason, r.status, r instanceof AuthRefusal ? r.authDetail : undefined);
+    this.finish(false, r.reason, r.status, authDetail, recorded);
   }
 }

@@ -102,7 +102,7 @@ export function createBroker(options: BrokerOptions): Broker {
         if (mine.size === 0) inflight.delete(session.claims.sub);
       }
     } catch (err) {
-      r.refuse(err);
+      await r.refuse(err);
     } finally {
       release?.();
     }
