@@ -3,7 +3,8 @@ import { Worker } from 'node:worker_threads';
 import { GatehouseError } from '../errors/index.js';
 import { workerScript } from '../util/worker-script.js';
 import { AUDIT_SOURCES, type AuditSource } from './record-format.js';
-import type { ToMain, ToWorker, WireItem, WriterConfig, WriterStats } from './writer-protocol.js';
+import { BatchEncoder, encodeOne } from './wire-batch.js';
+import type { ToMain, ToWorker, WriterConfig, WriterStats } from './writer-protocol.js';
 
 export { AUDIT_SOURCES, GENESIS_HASH, hashLine, segmentName, type AuditRecord, type AuditSource } from './record-format.js';
 
@@ -25,6 +26,8 @@ export interface AuditLogOptions {
 }
 
 const SOURCE_INDEX = new Map<AuditSource, number>(AUDIT_SOURCES.map((s, i) => [s, i]));
+/** A batch is handed to the writer at this size even before the flush interval is up. */
+const BATCH_BYTES = 128 * 1024;
 
 /**
  * The durable, hash-chained audit log: `DIR/<source>/<first-seq>.jsonl` segments written by a worker thread.
@@ -32,8 +35,7 @@ const SOURCE_INDEX = new Map<AuditSource, number>(AUDIT_SOURCES.map((s, i) => [s
  * writer chains, writes, rotates and checkpoints. `appendDurable` resolves only once the event is fsynced.
  */
 export class AuditLog {
-  private queue: WireItem[] = [];
-  private queuedBytes = 0;
+  private readonly batch = new BatchEncoder(BATCH_BYTES);
   private timer: NodeJS.Timeout | null = null;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -109,18 +111,21 @@ export class AuditLog {
     }
   }
 
-  private item(source: AuditSource, event: Record<string, unknown>): WireItem {
+  private serialise(event: Record<string, unknown>): string {
     if (this.closed) throw new GatehouseError('GH_ERR_AUDIT_WRITE', { detail: 'audit log is closed' });
     this.options.validate?.(event);
-    return [SOURCE_INDEX.get(source) as number, JSON.stringify(event)];
+    return JSON.stringify(event);
   }
 
   /** Queue one event. Throws if the event fails validation: writing it would put a malformed record in the trail. */
   append(source: AuditSource, event: Record<string, unknown>): void {
-    const item = this.item(source, event);
-    this.queue.push(item);
-    this.queuedBytes += item[1].length;
-    if (this.queuedBytes > 128 * 1024) this.post();
+    const json = this.serialise(event);
+    const index = SOURCE_INDEX.get(source) as number;
+    if (!this.batch.add(index, json)) {
+      this.post();
+      this.batch.add(index, json);
+    }
+    if (this.batch.bytes > BATCH_BYTES) this.post();
     else this.timer ??= setTimeout(() => this.post(), this.flushIntervalMs);
   }
 
@@ -129,34 +134,28 @@ export class AuditLog {
    * source). Rejects when it cannot be made durable.
    */
   appendDurable(source: AuditSource, event: Record<string, unknown>): Promise<void> {
-    const item = this.item(source, event);
+    const data = encodeOne(SOURCE_INDEX.get(source) as number, this.serialise(event));
     // What was queued before goes first as a batch of its own: it was acted on already, so when this write is
     // refused and undone, those events must stay pending and be retried, not be undone with it.
     this.post();
-    return this.request({ type: 'durable', id: this.nextId++, items: [item] });
+    return this.request({ type: 'durable', id: this.nextId++, data }, data);
   }
 
-  private takeQueue(): WireItem[] {
+  private post(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const items = this.queue;
-    this.queue = [];
-    this.queuedBytes = 0;
-    return items;
+    const data = this.batch.take();
+    // Transferred: the writer gets the bytes without a copy, and this thread no longer holds them.
+    if (data) this.worker.postMessage({ type: 'batch', data } satisfies ToWorker, [data.buffer]);
   }
 
-  private post(): void {
-    const items = this.takeQueue();
-    if (items.length > 0) this.worker.postMessage({ type: 'batch', items } satisfies ToWorker);
-  }
-
-  private request(message: Extract<ToWorker, { id: number }>): Promise<void> {
+  private request(message: Extract<ToWorker, { id: number }>, transfer?: Uint8Array<ArrayBuffer>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(message.id, { resolve: () => resolve(), reject });
       this.worker.ref(); // a pending answer keeps the process alive until it arrives
-      this.worker.postMessage(message);
+      this.worker.postMessage(message, transfer ? [transfer.buffer] : []);
     }).finally(() => {
       if (this.waiting.size === 0) this.worker.unref();
     });

@@ -25,5 +25,7 @@ export const SEGMENT_FILE = /^(\d{12})\.jsonl$/;
  * A record line from an event already serialised as JSON. Byte-identical to JSON.stringify of the AuditRecord
  * (same key order), so readers can JSON.parse it and verifiers hash exactly what was written.
  */
-export const composeLine = (source: AuditSource, seq: number, prev: string, eventJson: string): string =>
-  `{"v":1,"source":"${source}","seq":${seq},"prev":"${prev}","event":${eventJson}}`;
+export const composeLine = (source: AuditSource, seq: number, prev: string, eventJson: string): string => `${linePrefix(source, seq, prev)}${eventJson}}`;
+
+/** What precedes the event's JSON in a record line (ASCII). The line is this, the event JSON, then `}`. */
+export const linePrefix = (source: AuditSource, seq: number, prev: string): string => `{"v":1,"source":"${source}","seq":${seq},"prev":"${prev}","event":`;

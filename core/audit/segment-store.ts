@@ -23,7 +23,7 @@ export interface Recovery {
  * off again, because the retry writes the whole lines again and would otherwise leave the fragment as garbage in
  * the middle of the file. Best effort: if the truncate fails too, the next start-up finds the damage.
  */
-async function appendAll(handle: FileHandle, buf: Buffer, sizeBefore: number): Promise<void> {
+async function appendAll(handle: FileHandle, buf: Uint8Array, sizeBefore: number): Promise<void> {
   try {
     let written = 0;
     while (written < buf.length) written += (await handle.write(buf, written)).bytesWritten;
@@ -158,15 +158,14 @@ export class SegmentStore {
     return this.handle;
   }
 
-  /** Append whole lines (already chained). Rotates first when the segment is full or old. */
-  async append(lines: string, lastSeq: number, lastHash: string, firstSeq: number): Promise<void> {
+  /** Append whole lines (already chained; the writer passes the bytes). Rotates first when the segment is full or old. */
+  async append(lines: string | Uint8Array, lastSeq: number, lastHash: string, firstSeq: number): Promise<void> {
     let handle = await this.ensureOpen();
-    const size = Buffer.byteLength(lines);
-    if (this.bytes > 0 && (this.bytes + size > this.rotation.segmentMaxBytes || Date.now() - this.openedAt > this.rotation.segmentMaxAgeMs)) {
+    const buf = typeof lines === 'string' ? Buffer.from(lines) : lines;
+    if (this.bytes > 0 && (this.bytes + buf.length > this.rotation.segmentMaxBytes || Date.now() - this.openedAt > this.rotation.segmentMaxAgeMs)) {
       await this.rotate(firstSeq);
       handle = await this.ensureOpen();
     }
-    const buf = Buffer.from(lines);
     await appendAll(handle, buf, this.bytes);
     this.unsynced = true;
     this.bytes += buf.length;

@@ -17,13 +17,11 @@ export interface WriterConfig {
   readonly policyVersion: string;
 }
 
-/** An event for a source (index into AUDIT_SOURCES), already serialised. */
-export type WireItem = readonly [number, string];
-
 export type ToWorker =
   | { readonly type: 'init'; readonly config: WriterConfig }
-  | { readonly type: 'batch'; readonly items: readonly WireItem[] }
-  | { readonly type: 'durable'; readonly id: number; readonly items: readonly WireItem[] }
+  /** `data`: events already serialised, encoded by wire-batch.ts (transferred, not copied). */
+  | { readonly type: 'batch'; readonly data: Uint8Array }
+  | { readonly type: 'durable'; readonly id: number; readonly data: Uint8Array }
   | { readonly type: 'flush'; readonly id: number; readonly sync: boolean }
   | { readonly type: 'checkpoint'; readonly id: number }
   | { readonly type: 'configure'; readonly config: Partial<WriterConfig> }

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { loadOrCreateCheckpointKey } from './checkpoint.js';
 import { droppedEventsEvent } from './dropped-events.js';
-import { AUDIT_SOURCES, composeLine, hashLine, type AuditSource } from './record-format.js';
+import { PendingLines } from './pending-lines.js';
+import { AUDIT_SOURCES, type AuditSource } from './record-format.js';
 import { SegmentStore, type RotationSettings } from './segment-store.js';
+import { forEachItem } from './wire-batch.js';
 import type { ToMain, ToWorker, WriterConfig } from './writer-protocol.js';
 
 /**
@@ -18,8 +20,7 @@ const port = parentPort;
 interface SourceState {
   readonly store: SegmentStore;
   /** Chained lines not yet on disk (kept across write failures, in order). */
-  pending: string[];
-  pendingBytes: number;
+  readonly pending: PendingLines;
   firstPendingSeq: number;
   seq: number;
   hash: string;
@@ -36,32 +37,30 @@ let syncTimer: NodeJS.Timeout | null = null;
 
 const post = (message: ToMain): void => port.postMessage(message);
 const errorCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-const pendingTotal = (): number => [...sources.values()].reduce((n, s) => n + s.pendingBytes, 0);
+const pendingTotal = (): number => {
+  let n = 0;
+  for (const s of sources.values()) n += s.pending.length;
+  return n;
+};
 
-function chain(state: SourceState, json: string): string {
+function chain(state: SourceState, json: Uint8Array): void {
   const seq = state.seq + 1;
-  const line = composeLine(state.store.source, seq, state.hash, json);
-  if (state.pending.length === 0) state.firstPendingSeq = seq;
+  if (state.pending.count === 0) state.firstPendingSeq = seq;
+  state.hash = state.pending.push(state.store.source, seq, state.hash, json);
   state.seq = seq;
-  state.hash = hashLine(line);
-  state.pending.push(line);
-  state.pendingBytes += line.length + 1;
-  return line;
 }
 
 /** Write every source's pending lines. Returns false (keeping them) when the disk refuses. */
 async function writePending(): Promise<boolean> {
   let ok = true;
   for (const state of sources.values()) {
-    if (state.pending.length === 0) continue;
+    if (state.pending.count === 0) continue;
     // Events dropped while the disk failed are accounted for in the chain itself, first thing on recovery.
-    const lines = `${state.pending.join('\n')}\n`;
     try {
-      await state.store.append(lines, state.seq, state.hash, state.firstPendingSeq);
-      stats.written += state.pending.length;
-      stats.bytes += lines.length;
-      state.pending = [];
-      state.pendingBytes = 0;
+      await state.store.append(state.pending.bytes(), state.seq, state.hash, state.firstPendingSeq);
+      stats.written += state.pending.count;
+      stats.bytes += state.pending.length;
+      state.pending.clear();
     } catch (err) {
       ok = false;
       stats.errors++;
@@ -86,36 +85,47 @@ async function writePending(): Promise<boolean> {
 /** After the disk came back: put a record of how many events were dropped into each affected chain. */
 async function recoverDrops(): Promise<void> {
   for (const state of sources.values()) {
-    if (state.dropped === 0 || state.pendingBytes > 0) continue;
-    chain(state, JSON.stringify(droppedEventsEvent(state.store.source, state.dropped, randomUUID(), config.policyVersion)));
+    if (state.dropped === 0 || state.pending.count > 0) continue;
+    chain(state, Buffer.from(JSON.stringify(droppedEventsEvent(state.store.source, state.dropped, randomUUID(), config.policyVersion))));
     state.dropped = 0;
   }
 }
 
-function accept(items: ReadonlyArray<readonly [number, string]>, durable: boolean): Array<{ state: SourceState; seq: number; hash: string; pendingLength: number; pendingBytes: number }> {
-  const rollback: Array<{ state: SourceState; seq: number; hash: string; pendingLength: number; pendingBytes: number }> = [];
-  for (const [index, json] of items) {
+interface Mark {
+  readonly state: SourceState;
+  readonly seq: number;
+  readonly hash: string;
+  readonly pendingCount: number;
+  readonly pendingBytes: number;
+}
+
+function accept(data: Uint8Array, durable: boolean): Mark[] {
+  const rollback: Mark[] = [];
+  let total = pendingTotal(); // kept up to date below rather than summed per event
+  forEachItem(data, (index, json) => {
     const state = sources.get(AUDIT_SOURCES[index] as AuditSource) as SourceState;
-    if (!rollback.some((r) => r.state === state)) rollback.push({ state, seq: state.seq, hash: state.hash, pendingLength: state.pending.length, pendingBytes: state.pendingBytes });
+    if (!rollback.some((r) => r.state === state)) rollback.push({ state, seq: state.seq, hash: state.hash, pendingCount: state.pending.count, pendingBytes: state.pending.length });
     // In batched mode the data plane never waits: past the memory bound, events are dropped and counted.
-    if (!durable && pendingTotal() > config.maxPendingBytes) {
+    if (!durable && total > config.maxPendingBytes) {
       state.dropped++;
       stats.dropped++;
-      continue;
+      return;
     }
+    const before = state.pending.length;
     chain(state, json);
-  }
+    total += state.pending.length - before;
+  });
   return rollback;
 }
 
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'batch':
-      accept(message.items, false);
+      accept(message.data, false);
       if (await writePending()) armGroupSync();
       return;
     case 'durable': {
-      const rollback = accept(message.items, true);
+      const rollback = accept(message.data, true);
       let ok = await writePending();
       if (ok) {
         try {
@@ -136,8 +146,7 @@ async function handle(message: ToWorker): Promise<void> {
           if (r.state.store.seq > r.seq) continue;
           r.state.seq = r.seq;
           r.state.hash = r.hash;
-          r.state.pending = r.state.pending.slice(0, r.pendingLength);
-          r.state.pendingBytes = r.pendingBytes;
+          r.state.pending.cut(r.pendingCount, r.pendingBytes);
         }
       }
       post({ type: 'ack', id: message.id, ok, ...(ok ? {} : { error: stats.lastError }) });
@@ -240,7 +249,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
   const recoveries: Record<string, unknown> = {};
   for (const source of AUDIT_SOURCES) {
     const { store, recovery } = await SegmentStore.open(config.dir, source, config.rotation as RotationSettings, key);
-    sources.set(source, { store, pending: [], pendingBytes: 0, firstPendingSeq: recovery.seq + 1, seq: recovery.seq, hash: recovery.hash, dropped: 0 });
+    sources.set(source, { store, pending: new PendingLines(), firstPendingSeq: recovery.seq + 1, seq: recovery.seq, hash: recovery.hash, dropped: 0 });
     recoveries[source] = recovery;
     if (recovery.corruptSegment) stats.corruptSegments++;
   }
