@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledPolicy } from '../core/policy/index.js';
+import { narrowBrokerGrant } from '../core/policy/broker-decide.js';
 import type { TenantBrokerSettings } from '../core/policy/compile-broker.js';
 import { CachedVerifier, TokenError, type BrokerGrant, type MountMode, type SessionClaims } from '../core/tokens/index.js';
 import { Refusal } from './refusal.js';
@@ -47,16 +48,6 @@ export function extractToken(headers: IncomingHttpHeaders, query: URLSearchParam
   return found.values().next().value ?? null;
 }
 
-/** Intersect a token's grant with the tenant's ceiling as the policy now stands. */
-function narrow(grant: BrokerGrant, ceiling: TenantBrokerSettings): BrokerGrant {
-  const mounts: Record<string, MountMode> = {};
-  for (const [path, mode] of Object.entries(grant.mounts)) {
-    const allowed = ceiling.mounts.get(path);
-    if (allowed) mounts[path] = mode === 'rw' && allowed.mode === 'rw' ? 'rw' : 'ro';
-  }
-  return { fs: grant.fs, mounts, upstreams: grant.upstreams.filter((u) => ceiling.upstreams.has(u)) };
-}
-
 export class BrokerAuth {
   constructor(
     private readonly verifier: CachedVerifier<BrokerGrant>,
@@ -78,7 +69,7 @@ export class BrokerAuth {
     if (this.isRevoked(claims.sub)) throw new AuthRefusal('session_revoked', 'revoked', claims);
     const tenant = this.policy().tenants.get(claims.tenant);
     if (!tenant?.broker) throw new AuthRefusal('auth_invalid', 'tenant_without_broker', claims);
-    return { claims, grant: narrow(derived, tenant.broker), ceiling: tenant.broker };
+    return { claims, grant: narrowBrokerGrant(derived, tenant.broker), ceiling: tenant.broker };
   }
 }
 

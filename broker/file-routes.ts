@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream';
+import { decideFileAccess, FILE_OPS, type FileOp } from '../core/policy/broker-decide.js';
 import type { BrokerRequest } from './broker-request.js';
-import { checkFilePath, checkLogicalPath, decodeLogicalPath, PathError, physicalKey, resolveMount, type Resolved } from './file-path.js';
+import { checkLogicalPath, decodeLogicalPath, PathError, physicalKey, type Resolved } from './file-path.js';
 import { parseRange } from './range.js';
 import { Refusal } from './refusal.js';
 import type { StoreRegistry } from './store-registry.js';
@@ -50,19 +51,12 @@ export function storeRefusal(err: unknown, path: string): Refusal {
 export class FileRoutes {
   constructor(private readonly stores: StoreRegistry) {}
 
-  /** The mount a path falls under, checked against the operation's need: read (ro) or write (rw). */
-  private authorize(r: BrokerRequest, path: string, kind: 'file' | 'prefix', need: 'read' | 'write'): Resolved {
-    if (kind === 'file') {
-      try {
-        checkFilePath(path);
-      } catch (err) {
-        throw new Refusal('path_invalid', (err as PathError).detail);
-      }
-    }
-    const resolved = resolveMount(r.session.grant, path, kind);
-    if (!resolved) throw new Refusal('mount_not_granted', `${path} is not under a mount this session may use`);
-    if (need === 'write' && resolved.mode !== 'rw') throw new Refusal('mount_read_only', `${resolved.mount} is read-only for this session`);
-    return resolved;
+  /** The mount a path falls under, checked against the operation's need: the policy's own decision (core/). */
+  private authorize(r: BrokerRequest, path: string, op: FileOp): Resolved {
+    const { kind, need } = FILE_OPS[op];
+    const decision = decideFileAccess(r.session.grant, path, kind, need);
+    if (!decision.allow) throw new Refusal(decision.reason, decision.detail);
+    return decision.resolved;
   }
 
   private async storeFor(r: BrokerRequest): Promise<{ store: Store; key: (path: string) => string }> {
@@ -89,7 +83,7 @@ export class FileRoutes {
   async get(r: BrokerRequest, head: boolean): Promise<void> {
     const path = pathFromUrl(r.req.url ?? '', '/v1/files');
     r.paths = [path];
-    this.authorize(r, path, 'file', 'read');
+    this.authorize(r, path, 'read');
     const range = head ? undefined : parseRange(r.req.headers.range);
     const { store, key } = await this.storeFor(r);
     await r.decided();
@@ -126,7 +120,7 @@ export class FileRoutes {
   async put(r: BrokerRequest): Promise<void> {
     const path = pathFromUrl(r.req.url ?? '', '/v1/files');
     r.paths = [path];
-    const mount = this.authorize(r, path, 'file', 'write');
+    const mount = this.authorize(r, path, 'write');
     const limit = r.session.ceiling.mounts.get(mount.mount)?.maxObjectBytes ?? 0;
     const declared = r.req.headers['content-length'];
     const length = declared === undefined ? undefined : Number(declared);
@@ -151,7 +145,7 @@ export class FileRoutes {
   async delete(r: BrokerRequest): Promise<void> {
     const path = pathFromUrl(r.req.url ?? '', '/v1/files');
     r.paths = [path];
-    this.authorize(r, path, 'file', 'write');
+    this.authorize(r, path, 'delete');
     const { store, key } = await this.storeFor(r);
     await r.decided();
     const existed = await store.delete(key(path)).catch((err: unknown) => {
@@ -166,7 +160,7 @@ export class FileRoutes {
   async stat(r: BrokerRequest): Promise<void> {
     const path = pathFromUrl(r.req.url ?? '', '/v1/stat');
     r.paths = [path];
-    this.authorize(r, path, 'file', 'read');
+    this.authorize(r, path, 'read');
     const { store, key } = await this.storeFor(r);
     await r.decided();
     const info = await store.stat(key(path)).catch((err: unknown) => {
@@ -180,7 +174,7 @@ export class FileRoutes {
   async list(r: BrokerRequest, query: URLSearchParams): Promise<void> {
     const prefix = checked((query.get('prefix') ?? '').normalize('NFC'));
     r.paths = [prefix];
-    this.authorize(r, prefix, 'prefix', 'read');
+    this.authorize(r, prefix, 'list');
     const limitText = query.get('limit') ?? '1000';
     const limit = /^\d{1,4}$/.test(limitText) ? Number(limitText) : NaN;
     if (!(limit >= 1 && limit <= 1000)) throw new Refusal('malformed_request', 'limit must be 1-1000');
@@ -208,8 +202,8 @@ export class FileRoutes {
     const to = checked(b.to.normalize('NFC'));
     r.paths = [from, to];
     // Moving deletes the source: both ends must be writable.
-    this.authorize(r, from, 'file', 'write');
-    const target = this.authorize(r, to, 'file', 'write');
+    this.authorize(r, from, 'write');
+    const target = this.authorize(r, to, 'write');
     const { store, key } = await this.storeFor(r);
     const source = await store.stat(key(from)).catch((err: unknown) => {
       throw storeRefusal(err, from);

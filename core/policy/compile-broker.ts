@@ -59,12 +59,21 @@ export interface MountSettings {
   readonly maxObjectBytes: number;
 }
 
+/** Where a ceiling entry is written: its stable id (`tenants[acme].broker.mounts[1]`) and position, for explain. */
+export interface BrokerRuleRef {
+  readonly id: string;
+  readonly line: number;
+  readonly col: number;
+}
+
 export interface TenantBrokerSettings {
   readonly store: string;
   /** The ceiling, by mount path. */
   readonly mounts: ReadonlyMap<string, MountSettings>;
   readonly upstreams: ReadonlySet<string>;
   readonly limits: BrokerLimits;
+  /** The entry of the file that grants each mount and upstream (the first, for an upstream listed twice). */
+  readonly rules: { readonly mounts: ReadonlyMap<string, BrokerRuleRef>; readonly upstreams: ReadonlyMap<string, BrokerRuleRef> };
 }
 
 export interface BrokerSettings {
@@ -164,21 +173,32 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxConcurrent: D.broker.perSession.maxConcurrent,
 };
 
+/** Names a tenant's ceiling entries and finds them in the file. */
+export interface RuleSite {
+  readonly tenant: string;
+  locate(path: readonly PathItem[]): { line: number; col: number };
+}
+
 /** A tenant's broker ceiling, checked against the stores and upstreams that exist. */
-export function compileTenantBroker(tenantPath: readonly PathItem[], input: TenantBrokerInput | undefined, broker: BrokerSettings, base: BrokerLimits, report: Report): TenantBrokerSettings | null {
+export function compileTenantBroker(tenantPath: readonly PathItem[], input: TenantBrokerInput | undefined, broker: BrokerSettings, base: BrokerLimits, report: Report, site: RuleSite): TenantBrokerSettings | null {
   if (!input) return null;
   const path = [...tenantPath, 'broker'];
+  const ruleAt = (key: 'mounts' | 'upstreams', i: number): BrokerRuleRef => ({ id: `tenants[${site.tenant}].broker.${key}[${i}]`, ...site.locate([...path, key, i]) });
+  const mountRules = new Map<string, BrokerRuleRef>();
+  const upstreamRules = new Map<string, BrokerRuleRef>();
   const store = input.store ?? D.broker.store;
   if (!broker.stores.has(store)) report([...path, 'store'], 'error', 'unknown-store', `store "${store}" is not defined in broker.stores`);
   const mounts = new Map<string, MountSettings>();
   (input.mounts ?? []).forEach((m, i) => {
     if (mounts.has(m.path)) return report([...path, 'mounts', i, 'path'], 'error', 'duplicate-mount', `mount ${m.path} is listed more than once`);
     mounts.set(m.path, { path: m.path, mode: m.mode, maxObjectBytes: bytes(m.max_object_bytes, D.broker.maxObjectBytes) });
+    mountRules.set(m.path, ruleAt('mounts', i));
   });
   const upstreams = new Set<string>();
   (input.upstreams ?? []).forEach((u, i) => {
     if (!broker.upstreams.has(u)) report([...path, 'upstreams', i], 'error', 'unknown-upstream', `upstream "${u}" is not defined in broker.upstreams`);
     upstreams.add(u);
+    if (!upstreamRules.has(u)) upstreamRules.set(u, ruleAt('upstreams', i));
   });
-  return { store, mounts, upstreams, limits: brokerLimits(base, input.limits) };
+  return { store, mounts, upstreams, limits: brokerLimits(base, input.limits), rules: { mounts: mountRules, upstreams: upstreamRules } };
 }

@@ -184,7 +184,7 @@ function compileDocument(doc: PolicyDocument, source: YamlSource): CompileResult
         newConnectionsPerSecond: s?.new_connections_per_second ?? baseSession.newConnectionsPerSecond,
         burst: s?.burst ?? baseSession.burst,
       },
-      broker: compileTenantBroker(path, t.broker, broker, brokerBase, reportTo),
+      broker: compileTenantBroker(path, t.broker, broker, brokerBase, reportTo, { tenant: t.name, locate: (p) => locate(source, p) }),
       line: locate(source, path).line,
     });
   });
