@@ -5,7 +5,10 @@ import { GatehouseError } from '../core/errors/index.js';
 import { compilePolicy, formatProblem, type Problem } from '../core/policy/index.js';
 import { policyJsonSchemaText, testFileJsonSchemaText } from '../core/policy/json-schema.js';
 import { SECTIONS } from '../core/policy/tools/sections.js';
-import { explainEgress, ExplainError, type Explanation } from '../core/policy/tools/explain.js';
+import type { FileOp } from '../core/policy/broker-decide.js';
+import { explainBroker, type BrokerExplanation, type BrokerGrantInput } from '../core/policy/tools/broker-explain.js';
+import { explainEgress, ExplainError, type Explanation, type RuleRef } from '../core/policy/tools/explain.js';
+import { parseMountArg, type MountMode } from '../core/tokens/index.js';
 import { lintCodes, lintPolicy } from '../core/policy/tools/lint-policy.js';
 import { findTestFiles, runTestFile, toJunit, type FileResult } from '../core/policy/tools/policy-test.js';
 import { policyFileSetting } from './runtime-config.js';
@@ -84,26 +87,80 @@ function printExplanation(e: Explanation, out: Out): void {
   if (e.grantAssumed) out('  * no --grant or --token: the grant is assumed to be the destination itself, so this explains the policy alone');
 }
 
+/** The token's claims, read and not verified: explain answers "what would this token be allowed", offline. */
+function tokenClaims(flags: Flags): Record<string, unknown> | undefined {
+  if (typeof flags['token'] !== 'string') return undefined;
+  try {
+    return decodeJwt(flags['token']) as Record<string, unknown>;
+  } catch {
+    throw usage('--token is not a JWT');
+  }
+}
+
+function printBrokerExplanation(e: BrokerExplanation, out: Out): void {
+  const width = Math.max(13, ...e.steps.map((s) => s.stage.length));
+  out(`${e.decision.toUpperCase()}  ${e.reason}`);
+  out(`  ${e.kind.padEnd(width)} ${e.subject}${e.kind === 'file' ? `   op ${e.op ?? 'read'}` : ''}   tenant ${e.tenant}`);
+  const rule = (r: RuleRef): string => `${r.id} ${r.text}${r.location ? `  (${r.location})` : ''}`;
+  for (const s of e.steps) out(`  ${s.stage.padEnd(width)} ${s.result}${s.rule ? `   ${rule(s.rule)}` : ''}`);
+  const stage = { tenant: 'the tenant (no broker section)', path: 'the path rules', grant: "the token's own grant", default: 'no ceiling entry matched (deny by default)', rule: '' }[e.decidedByStage];
+  out(`  ${'decided by'.padEnd(width)} ${e.decidedBy ? rule(e.decidedBy) : stage}`);
+  out(`  ${'broker says'.padEnd(width)} ${e.detail}`);
+  if (e.grantAssumed) out("  * no --mount, --grant-upstream or --token: the grant is assumed to be the tenant's whole ceiling, so this explains the policy alone");
+}
+
+const FILE_OPS_LIST = ['read', 'write', 'delete', 'list'] as const;
+
+/** `policy explain ... (--file PATH [--op OP] | --upstream NAME)`: a broker decision. */
+async function explainBrokerCommand(positionals: readonly string[], flags: Flags, out: Out): Promise<number> {
+  if (positionals.length > 0) throw usage('policy explain takes a DESTINATION, or --file or --upstream, not both');
+  if (typeof flags['file'] === 'string' && typeof flags['upstream'] === 'string') throw usage('policy explain takes --file or --upstream, not both');
+  if (flags['grant'] !== undefined || flags['address'] !== undefined) throw usage('--grant and --address are for egress destinations; a broker grant is --mount PATH[:ro|rw] and --grant-upstream NAME');
+  const op = typeof flags['op'] === 'string' ? flags['op'] : 'read';
+  if (!(FILE_OPS_LIST as readonly string[]).includes(op)) throw usage(`--op must be one of ${FILE_OPS_LIST.join(', ')}`);
+  if (flags['op'] !== undefined && typeof flags['file'] !== 'string') throw usage('--op goes with --file');
+  const file = policyFileSetting(flags);
+  if (!file) throw usage('policy explain needs --policy FILE (or GATEHOUSE_POLICY)');
+  const policy = await loadPolicy(file);
+  const claims = tokenClaims(flags);
+  const tenant = typeof flags['tenant'] === 'string' ? flags['tenant'] : typeof claims?.['tenant'] === 'string' ? claims['tenant'] : undefined;
+  if (!tenant) throw usage('policy explain needs --tenant T or --token JWT');
+  let grant: BrokerGrantInput | undefined;
+  if (Array.isArray(flags['mount']) || Array.isArray(flags['grant-upstream'])) {
+    grant = { mounts: Object.fromEntries(((flags['mount'] as string[] | undefined) ?? []).map(parseMountArg)), upstreams: (flags['grant-upstream'] as string[] | undefined) ?? [] };
+  } else if (claims) {
+    const mounts = claims['mounts'];
+    const upstreams = claims['upstreams'];
+    const modes = mounts && typeof mounts === 'object' && !Array.isArray(mounts) ? Object.values(mounts) : [];
+    if (mounts !== undefined && (modes.length !== Object.keys(mounts as object).length || modes.some((m) => m !== 'ro' && m !== 'rw'))) throw usage('--token: the mounts claim is not {PATH: ro|rw}');
+    if (upstreams !== undefined && !(Array.isArray(upstreams) && upstreams.every((u) => typeof u === 'string'))) throw usage('--token: the upstreams claim is not a list of names');
+    // A token without broker claims (an egress token) grants the broker nothing.
+    grant = { mounts: (mounts ?? {}) as Record<string, MountMode>, upstreams: (upstreams ?? []) as string[] };
+  }
+  const subject = typeof flags['file'] === 'string' ? { file: { path: flags['file'], op: op as FileOp } } : { upstream: flags['upstream'] as string };
+  const explanation = explainBroker(policy, { tenant, ...subject, ...(grant ? { grant } : {}) });
+  if (format(flags, ['text', 'json']) === 'json') out(JSON.stringify(explanation, null, 2));
+  else printBrokerExplanation(explanation, out);
+  return 0;
+}
+
 /**
  * `gatehouse policy explain --policy FILE (--tenant T [--grant P]... | --token JWT) DESTINATION [--address IP]...`:
- * the decision the proxy would make, why, and the rule (with file:line) that decided.
+ * the decision the proxy would make, why, and the rule (with file:line) that decided. With `--file PATH [--op OP]`
+ * or `--upstream NAME` instead of a DESTINATION, the broker's decision.
  */
 export async function policyExplain(positionals: readonly string[], flags: Flags, out: Out): Promise<number> {
+  if (typeof flags['file'] === 'string' || typeof flags['upstream'] === 'string' || flags['op'] !== undefined) return explainBrokerCommand(positionals, flags, out);
+  if (flags['mount'] !== undefined || flags['grant-upstream'] !== undefined) throw usage('--mount and --grant-upstream go with --file or --upstream');
   const destination = positionals[0];
-  if (!destination || positionals.length > 1) throw usage('policy explain needs exactly one DESTINATION (host:port, host or URL)');
+  if (!destination || positionals.length > 1) throw usage('policy explain needs exactly one DESTINATION (host:port, host or URL), or --file or --upstream');
   const file = policyFileSetting(flags);
   if (!file) throw usage('policy explain needs --policy FILE (or GATEHOUSE_POLICY)');
   const policy = await loadPolicy(file);
   let tenant = typeof flags['tenant'] === 'string' ? flags['tenant'] : undefined;
   let grant = Array.isArray(flags['grant']) ? flags['grant'] : undefined;
-  if (typeof flags['token'] === 'string') {
-    // The claims are read, not verified: explain answers "what would this token be allowed", offline.
-    let claims: Record<string, unknown>;
-    try {
-      claims = decodeJwt(flags['token']) as Record<string, unknown>;
-    } catch {
-      throw usage('--token is not a JWT');
-    }
+  const claims = tokenClaims(flags);
+  if (claims) {
     tenant ??= typeof claims['tenant'] === 'string' ? claims['tenant'] : undefined;
     grant ??= Array.isArray(claims['egress']) ? (claims['egress'] as string[]) : [];
   }

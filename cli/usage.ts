@@ -47,13 +47,18 @@ Usage:
                            [--address IP]... [--format text|json]
       The decision the proxy would make for DESTINATION (host:port, host or URL), its reason code and the rule
       (with file:line) that decided. --address says what the name resolves to, to run the address guard too.
+  gatehouse policy explain --policy FILE (--tenant T [--mount /PATH[:ro|rw]]... [--grant-upstream NAME]... | --token JWT)
+                           (--file /MOUNT/PATH [--op read|write|delete|list] | --upstream NAME) [--format text|json]
+      The broker's decision for a file operation or an upstream call, its reason code and the ceiling entry
+      (tenants[T].broker.mounts[i] or .upstreams[i], with file:line) that decided. No grant: the whole ceiling.
 
   gatehouse policy test [DIR|FILE]... [--format text|json|junit]
-      Run policy test files (*.test.yaml): cases of tenant, grant and destination with the expected decision.
-      Exit 1 when any case fails.
+      Run policy test files (*.test.yaml): cases of tenant, grant and destination (or broker file or upstream)
+      with the expected decision. Exit 1 when any case fails.
 
   gatehouse policy diff OLD NEW [--format text|json]
-      What changes in effect: per tenant, destinations newly allowed or denied, limits, exceptions, TTLs.
+      What changes in effect: per tenant, destinations newly allowed or denied, broker mounts, writes and
+      upstreams granted or withdrawn, stores; limits, exceptions, TTLs, broker stores and upstreams.
       Exit 0 no change, 1 changes.
 
   gatehouse policy schema [--tests]

@@ -61,7 +61,7 @@ describe('gatehouse policy explain', () => {
     const r = await gatehouse('policy', 'explain', '--policy', 'policies/examples/team.yaml', '--tenant', 'data', 'warehouse.example.com:8443');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^DENY {2}dest_denied/);
-    expect(r.stdout).toMatch(/decided by +tenants\[data\]\.egress\.deny\[0\] warehouse\.example\.com:8443 {2}\(policies\/examples\/team\.yaml:53:11\)/);
+    expect(r.stdout).toMatch(/decided by +tenants\[data\]\.egress\.deny\[0\] warehouse\.example\.com:8443 {2}\(policies\/examples\/team\.yaml:65:11\)/);
     expect(r.stdout).toMatch(/assumed grant\* +match/);
   });
 

@@ -11,7 +11,7 @@ import type { LintContext } from './section.js';
 export const EGRESS_LINT_CODES = {
   'shadowed-rule': 'A rule that another rule of the same list already covers (hosts and ports): one of them can go.',
   'never-matches': 'A rule that can never take effect: an allow rule fully covered by an enforced deny rule, or a grant of private addresses the address guard always refuses.',
-  'empty-ceiling': 'A tenant whose egress ceiling is empty, so its sessions can reach nothing.',
+  'empty-ceiling': 'A tenant whose egress ceiling is empty and that has no broker access, so its sessions can reach nothing.',
   'broad-wildcard': 'A wildcard over a shared hosting suffix (public suffix list, private section) such as *.github.io: it admits every customer of that host.',
   'unused-exception': 'An unsafe_allow_private exception for a host no tenant may reach: it never applies.',
 } as const;
@@ -57,7 +57,8 @@ function lintTenant(ctx: LintContext, tenant: CompiledTenant): Problem[] {
   const out: Problem[] = [];
   const allow = tenant.allow.all;
   const deny = tenant.deny.all;
-  if (allow.length === 0) {
+  // A tenant with broker access and no egress is a deliberate design (no internet, files and APIs through the broker).
+  if (allow.length === 0 && !tenant.broker) {
     out.push(ctx.atPath(['tenants', tenantIndex(ctx, tenant.name)], 'warning', 'empty-ceiling', `tenant ${tenant.name} has no egress.allow rules: its sessions can reach nothing`));
   }
   out.push(...shadowed(ctx, allow, () => true));

@@ -72,6 +72,22 @@ const CASES: Readonly<Record<string, { readonly bad: string; readonly good: stri
     bad: 'version: 1\nbroker: {stores: [{name: s, type: s3, endpoint: "https://s3.example.com/bucket", region: us-east-1, bucket: b-1, access_key_id: "env:A", secret_access_key: "env:S"}]}\n',
     good: 'version: 1\nbroker: {stores: [{name: s, type: s3, endpoint: "https://s3.example.com", region: us-east-1, bucket: b-1, access_key_id: "env:A", secret_access_key: "env:S"}]}\n',
   },
+  'unused-upstream': {
+    bad: 'version: 1\nbroker: {upstreams: [{name: m, url: "https://api.example.com", credential: {type: bearer, value: "env:K"}}]}\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro}]}}]\n',
+    good: 'version: 1\nbroker: {upstreams: [{name: m, url: "https://api.example.com", credential: {type: bearer, value: "env:K"}}]}\ntenants: [{name: a, broker: {upstreams: [m]}}]\n',
+  },
+  'unused-store': {
+    bad: 'version: 1\nbroker: {stores: [{name: files, type: local}, {name: spare, type: local}]}\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro}]}}]\n',
+    good: 'version: 1\nbroker: {stores: [{name: files, type: local}, {name: spare, type: local}]}\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro}]}}, {name: b, broker: {store: spare, mounts: [{path: /in, mode: ro}]}}]\n',
+  },
+  'empty-broker-ceiling': {
+    bad: 'version: 1\ntenants: [{name: a, broker: {}}]\n',
+    good: 'version: 1\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro}]}}]\n',
+  },
+  'ineffective-object-limit': {
+    bad: 'version: 1\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: ro, max_object_bytes: 1GiB}]}}]\n',
+    good: 'version: 1\ntenants: [{name: a, broker: {mounts: [{path: /in, mode: rw, max_object_bytes: 1GiB}]}}]\n',
+  },
   unreadable: { bad: '', good: 'version: 1\n' }, // exercised through the CLI (the file is missing), see test/cli-policy.test.ts
 };
 
@@ -106,6 +122,11 @@ describe('policy lint', () => {
     const inline = lintPolicy('version: 1\naudit: {sinks: [{name: w, type: webhook, url: "https://h.example.com/x", secret: "hunter2hunter2"}]}\n', 'p.yaml').problems;
     expect(inline.map((p) => `${p.line}:${p.col} ${p.code}`)).toEqual(['2:82 invalid-value']);
     expect(JSON.stringify(inline)).not.toContain('hunter2');
+  });
+
+  it('locates broker lint warnings at the entry to change', () => {
+    const text = 'version: 1\nbroker:\n  upstreams:\n    - {name: m, url: "https://api.example.com", credential: {type: bearer, value: "env:K"}}\ntenants:\n  - name: a\n    broker: {}\n';
+    expect(lintPolicy(text, 'p.yaml').problems.map((p) => `${p.line}:${p.col} ${p.code}`)).toEqual(['4:14 unused-upstream', '7:13 empty-broker-ceiling']);
   });
 
   it('never repeats the secret it found', () => {

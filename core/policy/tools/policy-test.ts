@@ -6,6 +6,7 @@ import type { CompiledPolicy } from '../compiled-policy.js';
 import { compilePolicy } from '../compile-policy.js';
 import { schemaProblems } from '../schema-problems.js';
 import { locate, parseYamlSource, type Problem } from '../yaml-source.js';
+import { explainBroker } from './broker-explain.js';
 import { explainEgress, ExplainError } from './explain.js';
 
 /** What a case expects; every field but the decision is optional (unchecked when absent). */
@@ -29,12 +30,37 @@ const egressCase = z.strictObject({
   expect: expectSchema,
 });
 
-export const testFileSchema = z.strictObject({
-  policy: z.string().min(1).describe('The policy under test, relative to this file.'),
-  cases: z.array(egressCase).min(1),
+const brokerCase = z.strictObject({
+  name: z.string().min(1),
+  kind: z.literal('broker').optional().describe('What is decided. Absent: broker, when the case has a broker key.'),
+  tenant: z.string().min(1),
+  grant: z
+    .strictObject({
+      mounts: z.record(z.string().min(1), z.enum(['ro', 'rw'])).optional().describe('Mount path -> ro or rw, as in the mounts claim. Absent: no mount.'),
+      upstreams: z.array(z.string().min(1)).optional().describe('Upstream names, as in the upstreams claim. Absent: no upstream.'),
+    })
+    .optional()
+    .describe("The broker token's grant. Absent: the tenant's whole ceiling (tests the policy alone)."),
+  broker: z
+    .union([
+      z.strictObject({
+        file: z.string().min(1).describe('A logical path, e.g. /outputs/report.txt (for list, a prefix such as /outputs).'),
+        op: z.enum(['read', 'write', 'delete', 'list']).optional().describe('read (GET, HEAD, stat), write (PUT, either end of a move), delete or list. Absent: read.'),
+      }),
+      z.strictObject({ upstream: z.string().min(1).describe('An upstream name, as in /v1/upstreams/<name>/...') }),
+    ])
+    .describe('What the session asks the broker for: a file operation or an upstream call.'),
+  expect: expectSchema,
 });
 
-type TestCase = z.infer<typeof egressCase>;
+export const testFileSchema = z.strictObject({
+  policy: z.string().min(1).describe('The policy under test, relative to this file.'),
+  cases: z.array(z.union([egressCase, brokerCase])).min(1),
+});
+
+type EgressCase = z.infer<typeof egressCase>;
+type BrokerCase = z.infer<typeof brokerCase>;
+type TestCase = EgressCase | BrokerCase;
 
 export interface Actual {
   readonly decision: 'allow' | 'deny';
@@ -60,13 +86,21 @@ export interface FileResult {
   readonly cases: readonly CaseResult[];
 }
 
-/** Evaluators per case kind. A new policy section adds its kind here; the runner and reports stay as they are. */
-const EVALUATORS: Readonly<Record<string, (policy: CompiledPolicy, c: TestCase) => Actual>> = {
+/** Evaluators per case kind. A new policy section adds its kind (and its case schema) here; the runner and reports stay as they are. */
+const EVALUATORS: { readonly [K in 'egress' | 'broker']: (policy: CompiledPolicy, c: K extends 'egress' ? EgressCase : BrokerCase) => Actual } = {
   egress: (policy, c) => {
     const e = explainEgress(policy, { tenant: c.tenant, destination: c.destination, ...(c.grant ? { grant: c.grant } : {}), ...(c.addresses ? { addresses: c.addresses } : {}) });
     return { decision: e.decision, reason: e.reason, ...(e.decidedBy ? { rule: e.decidedBy.id } : {}), enforce_would_deny: e.enforceWouldDeny };
   },
+  broker: (policy, c) => {
+    const subject = 'file' in c.broker ? { file: { path: c.broker.file, op: c.broker.op ?? 'read' } } : { upstream: c.broker.upstream };
+    const e = explainBroker(policy, { tenant: c.tenant, ...subject, ...(c.grant ? { grant: c.grant } : {}) });
+    // The broker has no report mode: nothing it refuses is let through.
+    return { decision: e.decision, reason: e.reason, ...(e.decidedBy ? { rule: e.decidedBy.id } : {}), enforce_would_deny: false };
+  },
 };
+
+const evaluate = (policy: CompiledPolicy, c: TestCase): Actual => ('broker' in c ? EVALUATORS.broker(policy, c) : EVALUATORS.egress(policy, c));
 
 function compare(expected: TestCase['expect'], actual: Actual): string[] {
   const diff: string[] = [];
@@ -101,7 +135,7 @@ export async function runTestFile(file: string): Promise<FileResult> {
   const cases = parsed.data.cases.map((c, i): CaseResult => {
     const line = locate(source, ['cases', i]).line;
     try {
-      const actual = (EVALUATORS[c.kind ?? 'egress'] as (p: CompiledPolicy, c: TestCase) => Actual)(policy, c);
+      const actual = evaluate(policy, c);
       const diff = compare(c.expect, actual);
       return { name: c.name, line, passed: diff.length === 0, diff };
     } catch (err) {

@@ -1,3 +1,5 @@
+import { diffBroker } from './broker-diff.js';
+import { BROKER_LINT_CODES, lintBroker } from './broker-lint.js';
 import { diffAudit, diffEgress, diffTokens } from './egress-diff.js';
 import { EGRESS_LINT_CODES, lintEgress } from './egress-lint.js';
 import { lintSecrets, SECRETS_LINT_CODES } from './secrets-lint.js';
@@ -10,6 +12,7 @@ import type { PolicySection } from './section.js';
 export const SECTIONS: readonly PolicySection[] = [
   { name: 'tokens', lintCodes: {}, lint: () => [], diff: diffTokens },
   { name: 'egress', lintCodes: EGRESS_LINT_CODES, lint: lintEgress, diff: diffEgress },
+  { name: 'broker', lintCodes: BROKER_LINT_CODES, lint: lintBroker, diff: diffBroker },
   { name: 'audit', lintCodes: {}, lint: () => [], diff: diffAudit },
   { name: 'secrets', lintCodes: SECRETS_LINT_CODES, lint: lintSecrets, diff: () => [] },
 ];
