@@ -7,13 +7,12 @@ import { readdir, readlink } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reason } from '../core/errors/index.js';
 import { AUDIENCE, DEFAULT_ISSUER, issueSessionToken, MAX_TOKEN_LENGTH } from '../core/tokens/index.js';
 import { startBrokerHarness, type BrokerHarness } from '../test/support/broker-harness.js';
 import { waitUntil } from '../test/support/wait.js';
 import { eventOf, expectAllowed, expectNoSecrets, expectRefused, filePolicy, localKeys, manualUpload, MOUNTS, patternStream, raw, type RawResponse } from './file-test-kit.js';
-import { S3Client } from './stores/s3-client.js';
 
 const DEAD_SECRET = 'dead-store-secret-value-0123456789';
 /**
@@ -61,13 +60,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-const s3Store = (name: string, port: number): string => `    - {name: ${name}, type: s3, endpoint: "http://127.0.0.1:${port}", region: us-east-1, bucket: gh-bad, access_key_id: env:GH_BAD_ACCESS, secret_access_key: env:GH_BAD_SECRET}\n`;
+const s3Store = (name: string, port: number): string => `    - {name: ${name}, type: s3, endpoint: "http://127.0.0.1:${port}", region: us-east-1, bucket: gh-bad, access_key_id: env:GH_BAD_ACCESS, secret_access_key: env:GH_BAD_SECRET, timeout: ${STORE_TIMEOUT_MS}ms}\n`;
 
 beforeAll(async () => {
-  const send = S3Client.prototype.send;
-  vi.spyOn(S3Client.prototype, 'send').mockImplementation(function (this: S3Client, method, key, options = {}) {
-    return send.call(this, method, key, { timeoutMs: STORE_TIMEOUT_MS, ...options });
-  });
   hung = await hangingServer();
   deadPort = await closedPort();
   process.env['GH_BAD_ACCESS'] = 'GHBADINPUTACCESSKEY0';
@@ -84,7 +79,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  vi.restoreAllMocks();
   await h?.close();
   for (const s of hung?.sockets ?? []) s.destroy();
   await new Promise((resolve) => hung?.server.close(resolve));

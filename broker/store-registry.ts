@@ -37,7 +37,7 @@ export class StoreRegistry {
     const creds = this.credentials;
     return S3Store.create(
       s.name,
-      { endpoint: s.endpoint, region: s.region, bucket: s.bucket, addressing: s.addressing, ca: s.tls?.ca, serverName: s.tls?.serverName },
+      { endpoint: s.endpoint, region: s.region, bucket: s.bucket, addressing: s.addressing, ca: s.tls?.ca, serverName: s.tls?.serverName, timeoutMs: s.timeoutMs },
       async () => ({
         accessKeyId: await creds.get(s.accessKeyId),
         secretAccessKey: await creds.get(s.secretAccessKey),

@@ -21,6 +21,8 @@ export interface S3Target {
   /** file:PATH of a PEM bundle to verify the endpoint with. */
   readonly ca?: string | undefined;
   readonly serverName?: string | undefined;
+  /** Connect, response headers, and the gap between two body chunks (the policy's `timeout`). */
+  readonly timeoutMs?: number | undefined;
 }
 
 export interface S3Response {
@@ -56,7 +58,7 @@ export class S3Client {
     this.agent = new Agent({
       connections: 64,
       keepAliveTimeout: 30_000,
-      connect: { ...(ca ? { ca } : {}), ...(target.serverName ? { servername: target.serverName } : {}), rejectUnauthorized: true },
+      connect: { ...(ca ? { ca } : {}), ...(target.serverName ? { servername: target.serverName } : {}), rejectUnauthorized: true, timeout: target.timeoutMs ?? 30_000 },
     });
   }
 
@@ -117,8 +119,8 @@ export class S3Client {
         headers: signed.headers,
         ...(body ? { body } : {}),
         dispatcher: this.agent,
-        headersTimeout: options.timeoutMs ?? 30_000,
-        bodyTimeout: options.timeoutMs ?? 30_000,
+        headersTimeout: options.timeoutMs ?? this.target.timeoutMs ?? 30_000,
+        bodyTimeout: options.timeoutMs ?? this.target.timeoutMs ?? 30_000,
         ...(options.signal ? { signal: options.signal } : {}),
       });
       return { status: res.statusCode, headers: res.headers, body: res.body };

@@ -32,6 +32,7 @@ const s3Store = z.strictObject({
   secret_access_key: secretRefSchema('The secret access key.'),
   session_token: secretRefSchema('A session token for temporary credentials.').optional(),
   part_size: size(`Multipart upload part size (5MiB-5GiB); uploads larger than one part use multipart. Absent: ${D.broker.partSize}.`).optional(),
+  timeout: duration(`Longest wait to connect, for the response headers, and between two chunks of a body; a request that runs out of it is not retried (backend_unavailable). Absent: ${D.broker.storeTimeout}.`).optional(),
   tls: tls.optional().describe('TLS settings for https endpoints. Absent: the system CAs, certificate always verified.'),
 });
 

@@ -27,6 +27,7 @@ export type StoreSettings =
       readonly secretAccessKey: string;
       readonly sessionToken?: string | undefined;
       readonly partSize: number;
+      readonly timeoutMs: number;
       readonly tls?: TlsSettings | undefined;
     };
 
@@ -124,6 +125,7 @@ export function compileBroker(input: BrokerSectionInput | undefined, report: Rep
       secretAccessKey: s.secret_access_key,
       sessionToken: s.session_token,
       partSize,
+      timeoutMs: ms(s.timeout, D.broker.storeTimeout),
       tls: tlsOf(s.tls),
     });
     if (s.addressing === 'virtual' && host?.kind === 'ip') report([...path, 'addressing'], 'error', 'invalid-value', 'virtual-hosted addressing needs a host name endpoint, not an IP address');

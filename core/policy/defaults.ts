@@ -33,6 +33,7 @@ export const POLICY_DEFAULTS = Object.freeze({
     maxObjectBytes: '5GiB',
     maxRequestBytes: '32MiB',
     upstreamTimeout: '5m',
+    storeTimeout: '30s',
     perSession: Object.freeze({
       requestsPerSecond: 50,
       burst: 100,

@@ -33,6 +33,7 @@ const STORE_FIELDS: ReadonlyArray<readonly [string, (s: StoreSettings) => string
   ['addressing', (s) => (s.type === 's3' ? s.addressing : '')],
   ['credential', (s) => (s.type === 's3' ? [s.accessKeyId, s.secretAccessKey, s.sessionToken].filter(Boolean).join(' ') : '')],
   ['part_size', (s) => (s.type === 's3' ? formatSize(s.partSize) : '')],
+  ['timeout', (s) => (s.type === 's3' ? formatDuration(s.timeoutMs) : '')],
   ['tls', (s) => (s.type === 's3' ? tlsText(s.tls) : '')],
 ];
 
