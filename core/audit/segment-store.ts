@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { mkdir, open, readdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { signCheckpoint, type CheckpointKey } from './checkpoint.js';
@@ -24,9 +25,12 @@ export interface Recovery {
  * the middle of the file. Best effort: if the truncate fails too, the next start-up finds the damage.
  */
 async function appendAll(handle: FileHandle, buf: Uint8Array, sizeBefore: number): Promise<void> {
+  // Synchronous on purpose: this runs on the writer thread, which has nothing else to do meanwhile, and a
+  // write to the page cache is short. Through the libuv pool each batch cost two thread hand-offs on a core the
+  // data plane shares (append bench, CPU per event: other threads 1.8 -> 1.2 us, caller 8.8 -> 8.0 us).
   try {
     let written = 0;
-    while (written < buf.length) written += (await handle.write(buf, written)).bytesWritten;
+    while (written < buf.length) written += writeSync(handle.fd, buf, written);
   } catch (err) {
     await handle.truncate(sizeBefore).catch(() => undefined);
     throw err;
