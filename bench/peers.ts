@@ -131,7 +131,7 @@ tenants:
 
 /** Gatehouse as users run it (the built CLI), with token auth, policy and audit all on. */
 export async function startGatehouse(cli: string, stateDir: string, policyFile: string): Promise<Peer> {
-  const proc = pinned(CORES.proxy, process.execPath, [cli, 'up', '--state', stateDir, '--policy', policyFile, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'warn', '--drain-timeout', '1s']);
+  const proc = pinned(CORES.proxy, process.execPath, [cli, 'up', '--state', stateDir, '--policy', policyFile, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--broker-listen', '127.0.0.1:0', '--log-level', 'warn', '--drain-timeout', '1s']);
   const port = Number(await firstLine(proc, 'gatehouse', (t) => /egress proxy\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(t)?.[1] ?? null));
   return { name: 'gatehouse', pid: proc.pid as number, port, stop: stopper(proc) };
 }

@@ -51,7 +51,7 @@ describe('gatehouse up with an audit directory it cannot use', () => {
     await writeFile(join(state, 'audit', 'egress'), 'a file where the egress chain directory belongs');
     const policy = join(dir, 'policy.yaml');
     await writeFile(policy, 'version: 1\ntenants:\n  - name: acme\n    egress:\n      allow: ["example.com"]\n');
-    const proc = spawn(process.execPath, [CLI, 'up', '--state', state, '--policy', policy, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, 'up', '--state', state, '--policy', policy, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--broker-listen', '127.0.0.1:0'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((resolve, reject) => {

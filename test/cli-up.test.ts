@@ -81,7 +81,7 @@ describe('gatehouse up, end to end', () => {
   });
 
   it('refuses a second gatehouse up on the same state directory', async () => {
-    const second = await run(process.execPath, [CLI, 'up', '--state', state, '--policy', policyFile, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv(), timeoutMs: 20_000 });
+    const second = await run(process.execPath, [CLI, 'up', '--state', state, '--policy', policyFile, '--egress-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--broker-listen', '127.0.0.1:0'], { env: cleanEnv(), timeoutMs: 20_000 });
     expect(second.code).toBe(1);
     expect(second.stderr).toContain('GH_ERR_STATE_LOCKED');
   });

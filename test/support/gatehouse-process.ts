@@ -22,7 +22,10 @@ export interface GatehouseProcess {
 /** Run the built CLI (`gatehouse up ...`) as a user would and wait for its banner. */
 export async function startGatehouse(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<GatehouseProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
-  const proc = spawn(process.execPath, [CLI, 'up', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Every listener on a free port unless the test names one, so test files can run side by side (the broker's
+  // default 127.0.0.1:9112 would collide).
+  const broker = args.includes('--broker-listen') || env['GATEHOUSE_BROKER_LISTEN'] ? [] : ['--broker-listen', '127.0.0.1:0'];
+  const proc = spawn(process.execPath, [CLI, 'up', ...args, ...broker], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
