@@ -90,6 +90,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
     checkpointIntervalMs: a.checkpointIntervalMs,
     retentionMs: a.retentionMs,
     maxPendingBytes: a.maxPendingBytes,
+    sinkNames: a.sinks.map((s) => s.name),
     policyVersion: store.current.version,
     validate: validateEvent,
     // Damage found at start-up is not a failing write: say which, so the right runbook is followed.
@@ -150,6 +151,7 @@ async function start(config: RuntimeConfig, logger: Logger, unlock: () => Promis
       checkpointIntervalMs: next.checkpointIntervalMs,
       retentionMs: next.retentionMs,
       maxPendingBytes: next.maxPendingBytes,
+      sinkNames: next.sinks.map((s) => s.name),
       syncIntervalMs: next.flushIntervalMs,
       policyVersion: store.current.version,
     });

@@ -17,6 +17,8 @@ export interface AuditLogOptions {
   readonly checkpointIntervalMs?: number;
   readonly retentionMs?: number;
   readonly maxPendingBytes?: number;
+  /** The sinks configured now: retention keeps what they have not confirmed, and ignores other cursor files. */
+  readonly sinkNames?: readonly string[];
   readonly policyVersion?: string;
   /** Validate an event before it is written; throw to refuse it (an invalid event is a bug). */
   readonly validate?: (event: Record<string, unknown>) => void;
@@ -66,6 +68,7 @@ export class AuditLog {
       checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
       retentionMs: options.retentionMs ?? 30 * 86_400_000,
       maxPendingBytes: options.maxPendingBytes ?? 64 * 1024 * 1024,
+      ...(options.sinkNames ? { sinkNames: options.sinkNames } : {}),
       syncIntervalMs: options.flushIntervalMs ?? 50,
       policyVersion: options.policyVersion ?? 'sha256:0000000000000000',
     };

@@ -37,6 +37,15 @@ async function appendAll(handle: FileHandle, buf: Uint8Array, sizeBefore: number
   }
 }
 
+async function syncDirectory(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
 export const listSegments = async (dir: string): Promise<string[]> => (await readdir(dir).catch(() => [] as string[])).filter((f) => SEGMENT_FILE.test(f)).sort();
 
 /**
@@ -158,6 +167,10 @@ export class SegmentStore {
       const info = await this.handle.stat();
       this.bytes = info.size;
       this.openedAt = info.size > 0 ? info.mtimeMs : Date.now();
+      // A new segment's name is in the directory only once the directory is fsynced: without it a power loss
+      // could keep the checkpoint that closed the previous segment and lose the new file, which verify would
+      // then report as a cut tail.
+      if (info.size === 0) await syncDirectory(this.dir);
     }
     return this.handle;
   }

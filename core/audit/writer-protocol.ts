@@ -7,6 +7,8 @@ export interface WriterConfig {
   readonly checkpointIntervalMs: number;
   readonly retentionMs: number;
   readonly maxPendingBytes: number;
+  /** The configured sinks (their cursor files hold retention back); absent: every cursor file found counts. */
+  readonly sinkNames?: readonly string[] | undefined;
   /**
    * Batched mode: how long written lines may stay unsynced before the writer fsyncs them (group commit, one fsync
    * for everything written in the interval). The flush interval, so an OS crash or power loss loses at most about

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { loadOrCreateCheckpointKey } from './checkpoint.js';
 import { droppedEventsEvent } from './dropped-events.js';
 import { PendingLines } from './pending-lines.js';
 import { AUDIT_SOURCES, type AuditSource } from './record-format.js';
+import { retentionFloor } from './retention-floor.js';
 import { SegmentStore, type RotationSettings } from './segment-store.js';
 import { forEachItem } from './wire-batch.js';
 import type { ToMain, ToWorker, WriterConfig } from './writer-protocol.js';
@@ -227,22 +226,6 @@ function enqueue(task: () => Promise<void>): void {
   queue = queue.then(task).catch((err: unknown) => post({ type: 'error', message: `audit writer: ${(err as Error).message}` }));
 }
 
-/** Lowest sequence every sink has confirmed per source (from their cursor files); none means no sink holds data back. */
-async function minDelivered(): Promise<Record<string, number>> {
-  const dir = join(config.dir, 'cursors');
-  const out: Record<string, number> = Object.fromEntries(AUDIT_SOURCES.map((s) => [s, Number.MAX_SAFE_INTEGER]));
-  const files = await readdir(dir).catch(() => [] as string[]);
-  for (const f of files.filter((n) => n.endsWith('.json'))) {
-    try {
-      const cursor = JSON.parse(await readFile(join(dir, f), 'utf8')) as { confirmed?: Record<string, number> };
-      for (const source of AUDIT_SOURCES) out[source] = Math.min(out[source] as number, cursor.confirmed?.[source] ?? 0);
-    } catch {
-      for (const source of AUDIT_SOURCES) out[source] = 0; // unreadable cursor: keep everything
-    }
-  }
-  return out;
-}
-
 async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   config = message.config;
   const key = await loadOrCreateCheckpointKey(config.dir);
@@ -258,7 +241,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
   setInterval(
     () =>
       enqueue(async () => {
-        const floor = await minDelivered();
+        const floor = await retentionFloor(config.dir, config.sinkNames);
         for (const s of sources.values()) await s.store.prune(config.retentionMs, floor[s.store.source] as number);
       }),
     10 * 60_000,
