@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { FastHistogram } from '../core/metrics/fast-histogram.js';
 import { DURATION_BUCKETS, LATENCY_BUCKETS } from '../core/metrics/registry.js';
 
 export type RequestKind = 'http' | 'connect' | 'upgrade';
@@ -15,7 +16,8 @@ export function createEgressMetrics(registry: Registry) {
   });
   const bytes = new Counter({ name: 'gatehouse_egress_bytes_total', help: 'Bytes relayed, by direction (up = to the destination).', labelNames: ['direction'] as const, registers: [registry] });
   const activeTunnels = new Gauge({ name: 'gatehouse_egress_tunnels_active', help: 'CONNECT tunnels and upgraded connections open now.', registers: [registry] });
-  const decisionSeconds = new Histogram({
+  // FastHistogram: observed on every request, where prom-client's Histogram re-hashes its labels each time.
+  const decisionSeconds = new FastHistogram({
     name: 'gatehouse_egress_decision_seconds',
     help: 'Time from request head to decision (authentication, policy, resolution).',
     labelNames: ['kind'] as const,
@@ -23,7 +25,7 @@ export function createEgressMetrics(registry: Registry) {
     registers: [registry],
   });
   const upstreamConnectSeconds = new Histogram({ name: 'gatehouse_egress_upstream_connect_seconds', help: 'Time to connect to the vetted upstream address.', buckets: LATENCY_BUCKETS, registers: [registry] });
-  const requestSeconds = new Histogram({
+  const requestSeconds = new FastHistogram({
     name: 'gatehouse_egress_request_duration_seconds',
     help: 'Duration of proxied requests (http) and tunnels (connect, upgrade), until the last byte.',
     labelNames: ['kind'] as const,

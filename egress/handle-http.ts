@@ -112,7 +112,7 @@ function relay(p: Pending, admission: Extract<Admission, { ok: true }>, decidedI
       ctx.record(
         {
           kind: 'http',
-          ...(strict ? { phase: 'end' as const } : {}),
+          phase: strict ? 'end' : undefined,
           correlationId: p.correlationId,
           startTime: p.startTime,
           endTime: Date.now(),

@@ -21,16 +21,19 @@ const HOP_BY_HOP = new Set([
 const NONE: ReadonlySet<string> = new Set();
 function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
   if (value === undefined) return NONE;
-  const tokens = new Set<string>();
+  // Most messages say only `keep-alive` or `close` (options, not header names): answer those without splitting.
+  if (typeof value === 'string' && OPTIONS_ONLY.has(value)) return NONE;
+  let tokens: Set<string> | null = null;
   for (const part of Array.isArray(value) ? value : [value]) {
     for (const t of part.split(',')) {
       const name = t.trim().toLowerCase();
       // keep-alive and close are connection options, not header names; nothing to strip for them
-      if (name && name !== 'keep-alive' && name !== 'close') tokens.add(name);
+      if (name && name !== 'keep-alive' && name !== 'close') (tokens ??= new Set()).add(name);
     }
   }
-  return tokens.size > 0 ? tokens : NONE;
+  return tokens ?? NONE;
 }
+const OPTIONS_ONLY: ReadonlySet<string> = new Set(['keep-alive', 'Keep-Alive', 'close', 'Close', '']);
 
 /**
  * Request headers to send upstream, from the raw header list (so repeated fields and their order survive):
@@ -55,7 +58,9 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
 export function downstreamResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const listed = connectionTokens(headers['connection']);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  // Object.keys rather than Object.entries: one array per response, not one pair array per header.
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
     if ((HOP_BY_HOP.has(lower) && lower !== 'host') || listed.has(lower)) continue;
