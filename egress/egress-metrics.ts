@@ -8,13 +8,36 @@ export type RequestKind = 'http' | 'connect' | 'upgrade';
 export function createEgressMetrics(registry: Registry) {
   const connections = new Counter({ name: 'gatehouse_egress_client_connections_total', help: 'Client TCP connections accepted.', registers: [registry] });
   const activeConnections = new Gauge({ name: 'gatehouse_egress_client_connections_active', help: 'Client TCP connections open now.', registers: [registry] });
-  const decisions = new Counter({
+  // Per-request counts are kept here and added to the prom-client counters when they are read (`collect` runs
+  // before every read: a scrape, get(), the JSON form), so readers see exact values while the data plane pays an
+  // addition instead of prom-client's label hashing on every increment. Whole numbers only, so the sums are exact.
+  const pendingDecisions: Array<{ readonly child: ReturnType<typeof decisions.labels>; n: number }> = [];
+  const pendingBytes = { up: 0, down: 0 };
+  const decisions: Counter<'kind' | 'decision' | 'reason'> = new Counter({
     name: 'gatehouse_egress_decisions_total',
     help: 'Proxy decisions by kind, outcome and reason code.',
     labelNames: ['kind', 'decision', 'reason'] as const,
     registers: [registry],
+    collect() {
+      for (const p of pendingDecisions) {
+        if (p.n === 0) continue;
+        p.child.inc(p.n);
+        p.n = 0;
+      }
+    },
   });
-  const bytes = new Counter({ name: 'gatehouse_egress_bytes_total', help: 'Bytes relayed, by direction (up = to the destination).', labelNames: ['direction'] as const, registers: [registry] });
+  const bytes: Counter<'direction'> = new Counter({
+    name: 'gatehouse_egress_bytes_total',
+    help: 'Bytes relayed, by direction (up = to the destination).',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      if (pendingBytes.up > 0) up.inc(pendingBytes.up);
+      if (pendingBytes.down > 0) down.inc(pendingBytes.down);
+      pendingBytes.up = 0;
+      pendingBytes.down = 0;
+    },
+  });
   const activeTunnels = new Gauge({ name: 'gatehouse_egress_tunnels_active', help: 'CONNECT tunnels and upgraded connections open now.', registers: [registry] });
   // FastHistogram: observed on every request, where prom-client's Histogram re-hashes its labels each time.
   const decisionSeconds = new FastHistogram({
@@ -35,8 +58,8 @@ export function createEgressMetrics(registry: Registry) {
   const cut = new Counter({ name: 'gatehouse_egress_connections_cut_total', help: 'Live connections closed by revocation or token expiry.', labelNames: ['reason'] as const, registers: [registry] });
   const up = bytes.labels('up');
   const down = bytes.labels('down');
-  // prom-client hashes label values on every call; bind each child once (the label sets are closed vocabularies).
-  const decisionChildren = new Map<string, ReturnType<typeof decisions.labels>>();
+  // Bound once per label set (closed vocabularies): kind, then allow/deny, then reason.
+  const decisionChildren = new Map<string, Map<string, { readonly child: ReturnType<typeof decisions.labels>; n: number }>>();
   const decisionTimers = { http: decisionSeconds.labels('http'), connect: decisionSeconds.labels('connect'), upgrade: decisionSeconds.labels('upgrade') };
   const requestTimers = { http: requestSeconds.labels('http'), connect: requestSeconds.labels('connect'), upgrade: requestSeconds.labels('upgrade') };
   return {
@@ -48,18 +71,22 @@ export function createEgressMetrics(registry: Registry) {
       activeConnections.dec();
     },
     decision(kind: RequestKind | 'refused', allow: boolean, reason: string, seconds: number | null): void {
-      const key = `${kind}|${allow ? 'allow' : 'deny'}|${reason}`;
-      let child = decisionChildren.get(key);
-      if (!child) {
-        child = decisions.labels(kind, allow ? 'allow' : 'deny', reason);
-        decisionChildren.set(key, child);
+      const outcome = allow ? 'allow' : 'deny';
+      const kindKey = allow ? kind : `${kind}|deny`;
+      let byReason = decisionChildren.get(kindKey);
+      if (!byReason) decisionChildren.set(kindKey, (byReason = new Map()));
+      let pending = byReason.get(reason);
+      if (!pending) {
+        pending = { child: decisions.labels(kind, outcome, reason), n: 0 };
+        byReason.set(reason, pending);
+        pendingDecisions.push(pending);
       }
-      child.inc();
+      pending.n++;
       if (seconds !== null && kind !== 'refused') decisionTimers[kind].observe(seconds);
     },
     transferred(bytesUp: number, bytesDown: number): void {
-      if (bytesUp > 0) up.inc(bytesUp);
-      if (bytesDown > 0) down.inc(bytesDown);
+      if (bytesUp > 0) pendingBytes.up += bytesUp;
+      if (bytesDown > 0) pendingBytes.down += bytesDown;
     },
     tunnelOpened(): void {
       activeTunnels.inc();
