@@ -9,6 +9,8 @@ import { formatIp, type IpAddress } from './ip-address.js';
  */
 export class SelfAddresses {
   private readonly exact = new Set<string>();
+  /** The ports in `exact`: a destination on any other port (nearly all of them) needs no address text built. */
+  private readonly exactPorts = new Set<number>();
   private readonly wildcardPorts = new Set<number>();
 
   /** Record a bound listener (`address` as reported by `server.address()`). */
@@ -17,11 +19,14 @@ export class SelfAddresses {
     if (host?.kind !== 'ip') return;
     const kind = classifyAddress(host.ip).class;
     if (kind === 'unspecified') this.wildcardPorts.add(port);
-    else this.exact.add(`${host.host}|${port}`);
+    else {
+      this.exact.add(`${host.host}|${port}`);
+      this.exactPorts.add(port);
+    }
   }
 
   has(ip: IpAddress, port: number): boolean {
-    if (this.exact.has(`${formatIp(ip)}|${port}`)) return true;
+    if (this.exactPorts.has(port) && this.exact.has(`${formatIp(ip)}|${port}`)) return true;
     if (!this.wildcardPorts.has(port)) return false;
     // A wildcard listener answers on every local address, loopback included.
     const kind = classifyAddress(ip).class;
