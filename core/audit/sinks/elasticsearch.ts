@@ -1,7 +1,7 @@
 import { request, type Agent } from 'undici';
 import type { SinkSettings } from '../../policy/compile-audit.js';
 import type { Checkpoint } from '../checkpoint.js';
-import { createSinkAgent, retryAfterMs } from './http-client.js';
+import { createSinkAgent, describeFailure, readJsonCapped, retryAfterMs } from './http-client.js';
 import type { SendResult, ShippedRecord, Sink, SinkContext } from './sink.js';
 
 export type ElasticsearchSettings = Extract<SinkSettings, { type: 'elasticsearch' }>;
@@ -58,8 +58,7 @@ export async function createElasticsearchSink(settings: ElasticsearchSettings, c
         body,
         signal: AbortSignal.any([closing.signal, AbortSignal.timeout(settings.timeoutMs)]),
       });
-      const text = await readCapped(res.body);
-      return { ok: true, status: res.statusCode, retryAfterMs: retryAfterMs(res.headers['retry-after']), json: parseJson(text) };
+      return { ok: true, status: res.statusCode, retryAfterMs: retryAfterMs(res.headers['retry-after']), json: await readJsonCapped(res.body, RESPONSE_CAP) };
     } catch (err) {
       return { ok: false, failure: describeFailure(err, closing.signal.aborted, settings.timeoutMs) };
     }
@@ -169,35 +168,4 @@ function field(json: unknown, key: string): unknown {
   return typeof json === 'object' && json !== null ? (json as Record<string, unknown>)[key] : undefined;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
 
-/** Read at most RESPONSE_CAP bytes: a truncated response fails to parse and the batch is retried, never misread. */
-async function readCapped(body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > RESPONSE_CAP) return '';
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A network failure as a short reason: the error code only, never a message (which may carry a URL or header). */
-function describeFailure(err: unknown, closed: boolean, timeoutMs: number): string {
-  if (closed) return 'sink closed';
-  const name = err instanceof Error ? err.name : '';
-  if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
-  // undici's parser error has no code: without this a receiver answering garbage read as "connection failed (error)".
-  if (name === 'HTTPParserError') return 'the receiver did not answer in HTTP/1.1';
-  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  // The agent's headers/body timeouts equal the request's: whichever fires first, the receiver did not answer.
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
-  return `connection failed (${typeof code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(code) ? code : 'error'})`;
-}

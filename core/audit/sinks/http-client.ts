@@ -42,3 +42,35 @@ export function retryAfterMs(header: string | string[] | undefined, now = Date.n
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
+
+/**
+ * A response body as JSON, reading at most `cap` bytes so a receiver cannot make the sink buffer without bound.
+ * Undefined when it is not JSON or runs over the cap: a truncated answer is never misread, the batch is retried.
+ */
+export async function readJsonCapped(body: AsyncIterable<Buffer>, cap: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > cap) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A network failure as a short reason: the error code only, never a message (which may carry a URL or header). */
+export function describeFailure(err: unknown, closed: boolean, timeoutMs: number): string {
+  if (closed) return 'sink closed';
+  const name = err instanceof Error ? err.name : '';
+  if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  // undici's parser error has no code: without this a receiver answering garbage read as "connection failed (error)".
+  if (name === 'HTTPParserError') return 'the receiver did not answer in HTTP/1.1';
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  // The agent's headers/body timeouts equal the request's: whichever fires first, the receiver did not answer.
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
+  return `connection failed (${typeof code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(code) ? code : 'error'})`;
+}

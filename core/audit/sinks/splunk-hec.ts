@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request, type Agent } from 'undici';
 import type { SinkSettings } from '../../policy/compile-audit.js';
 import type { Checkpoint } from '../checkpoint.js';
-import { createSinkAgent, retryAfterMs } from './http-client.js';
+import { createSinkAgent, describeFailure, readJsonCapped, retryAfterMs } from './http-client.js';
 import type { SendResult, ShippedRecord, Sink, SinkContext } from './sink.js';
 
 export type SplunkHecSettings = Extract<SinkSettings, { type: 'splunk_hec' }>;
@@ -80,8 +80,7 @@ export async function createSplunkHecSink(settings: SplunkHecSettings, ctx: Sink
         body,
         signal: AbortSignal.any([closing.signal, AbortSignal.timeout(Math.max(1, timeoutMs))]),
       });
-      const text = await readCapped(res.body);
-      return { ok: true, status: res.statusCode, retryAfterMs: retryAfterMs(res.headers['retry-after']), json: parseJson(text) };
+      return { ok: true, status: res.statusCode, retryAfterMs: retryAfterMs(res.headers['retry-after']), json: await readJsonCapped(res.body, RESPONSE_CAP) };
     } catch (err) {
       return { ok: false, failure: describeFailure(err, closing.signal.aborted, timeoutMs) };
     }
@@ -195,35 +194,4 @@ function describeCode(json: unknown): string {
   return `400, code ${code}${HEC_CODES[code] ? `: ${HEC_CODES[code]}` : ''}`;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
 
-/** Read at most RESPONSE_CAP bytes of a response body: a receiver cannot make the sink buffer without bound. */
-async function readCapped(body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size >= RESPONSE_CAP) break;
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A network failure as a short reason: the error code only, never a message (which may carry a URL or header). */
-function describeFailure(err: unknown, closed: boolean, timeoutMs: number): string {
-  if (closed) return 'sink closed';
-  const name = err instanceof Error ? err.name : '';
-  if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
-  // undici's parser error has no code: without this a receiver answering garbage read as "connection failed (error)".
-  if (name === 'HTTPParserError') return 'the receiver did not answer in HTTP/1.1';
-  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  // The agent's headers/body timeouts equal the request's: whichever fires first, the receiver did not answer.
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
-  return `connection failed (${typeof code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(code) ? code : 'error'})`;
-}

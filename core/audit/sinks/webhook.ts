@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { request, type Agent } from 'undici';
 import type { SinkSettings } from '../../policy/compile-audit.js';
 import type { Checkpoint } from '../checkpoint.js';
-import { createSinkAgent, retryAfterMs } from './http-client.js';
+import { createSinkAgent, describeFailure, retryAfterMs } from './http-client.js';
 import type { SendResult, ShippedRecord, Sink, SinkContext } from './sink.js';
 
 export type WebhookSettings = Extract<SinkSettings, { type: 'webhook' }>;
@@ -124,15 +124,3 @@ async function drainCapped(body: AsyncIterable<Buffer>): Promise<void> {
   }
 }
 
-/** A network failure as a short reason: the error code only, never a message (which may carry a URL or header). */
-function describeFailure(err: unknown, closed: boolean, timeoutMs: number): string {
-  if (closed) return 'sink closed';
-  const name = err instanceof Error ? err.name : '';
-  if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
-  // undici's parser error has no code: without this a receiver answering garbage read as "connection failed (error)".
-  if (name === 'HTTPParserError') return 'the receiver did not answer in HTTP/1.1';
-  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  // The agent's headers/body timeouts equal the request's: whichever fires first, the receiver did not answer.
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
-  return `connection failed (${typeof code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(code) ? code : 'error'})`;
-}
