@@ -1,15 +1,13 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { auditBatch, checkpointFor, FakeElasticsearch } from '../../../test/support/fake-siem.js';
-import { resolveSecret } from '../../util/secret-ref.js';
+import { sinkKit } from '../../../test/support/sink-kit.js';
 import { createElasticsearchSink, recordDocument, type ElasticsearchSettings } from './elasticsearch.js';
-import type { SendResult, Sink, SinkContext } from './sink.js';
+import type { Sink } from './sink.js';
 
 const API_KEY = 'VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw-es-secret';
 const PASSWORD = 'es-basic-secret-pw';
 const BASIC = `Basic ${Buffer.from(`gatehouse:${PASSWORD}`).toString('base64')}`;
-const ctx: SinkContext = { secret: (ref) => resolveSecret(ref), hostname: 'gh-test-host' };
-const results: SendResult[] = [];
-const open: Array<{ close(): Promise<void> }> = [];
+const { ctx, results, open, track, closeAll } = sinkKit();
 
 const settings = (url: string, extra: Partial<ElasticsearchSettings> = {}): ElasticsearchSettings => ({
   name: 'elastic',
@@ -34,20 +32,12 @@ async function sink(s: ElasticsearchSettings): Promise<Sink> {
   return created;
 }
 
-const track = async (p: Promise<SendResult>): Promise<SendResult> => {
-  const r = await p;
-  results.push(r);
-  return r;
-};
-
 beforeAll(() => {
   process.env['TEST_ES_API_KEY'] = API_KEY;
   process.env['TEST_ES_PASSWORD'] = PASSWORD;
 });
 
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-});
+afterEach(closeAll);
 
 describe('elasticsearch sink', () => {
   it('creates one document per record with a deterministic _id, @timestamp and the chain fields', async () => {

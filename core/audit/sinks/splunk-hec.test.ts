@@ -5,15 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { auditBatch, checkpointFor, FakeHec, selfSignedCert, type TlsFiles } from '../../../test/support/fake-siem.js';
-import { resolveSecret } from '../../util/secret-ref.js';
-import type { SendResult, Sink, SinkContext } from './sink.js';
+import { sinkKit } from '../../../test/support/sink-kit.js';
+import type { Sink } from './sink.js';
 import { createSplunkHecSink, type SplunkHecSettings } from './splunk-hec.js';
 
 const TOKEN = 'a1b2c3d4-hec-secret-token-5e6f7a8b9c0d';
-const ctx: SinkContext = { secret: (ref) => resolveSecret(ref), hostname: 'gh-test-host' };
 /** Every result a sink returned in this file, checked for the token at the end. */
-const results: SendResult[] = [];
-const open: Array<{ close(): Promise<void> }> = [];
+const { ctx, results, open, track, closeAll } = sinkKit();
 
 const settings = (url: string, extra: Partial<SplunkHecSettings> = {}): SplunkHecSettings => ({
   name: 'splunk',
@@ -38,20 +36,12 @@ async function sink(s: SplunkHecSettings): Promise<Sink> {
   return created;
 }
 
-const track = async (p: Promise<SendResult>): Promise<SendResult> => {
-  const r = await p;
-  results.push(r);
-  return r;
-};
-
 beforeAll(() => {
   process.env['TEST_HEC_TOKEN'] = TOKEN;
   process.env['TEST_HEC_WRONG_TOKEN'] = 'ffffffff-wrong-secret-token-00000000';
 });
 
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-});
+afterEach(closeAll);
 
 describe('splunk_hec sink', () => {
   it('sends concatenated event envelopes and counts them delivered once the indexer acknowledges', async () => {

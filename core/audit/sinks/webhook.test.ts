@@ -1,15 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { auditBatch, checkpointFor, FakeWebhook } from '../../../test/support/fake-siem.js';
-import { resolveSecret } from '../../util/secret-ref.js';
+import { sinkKit } from '../../../test/support/sink-kit.js';
 import { composeLine, GENESIS_HASH, type AuditRecord } from '../record-format.js';
-import type { SendResult, ShippedRecord, Sink, SinkContext } from './sink.js';
+import type { ShippedRecord, Sink } from './sink.js';
 import { createWebhookSink, WEBHOOK_MAX_BODY_BYTES, webhookSignature, type WebhookSettings } from './webhook.js';
 
 const SECRET = 'whsec-shared-secret-3f9a1c7e';
-const ctx: SinkContext = { secret: (ref) => resolveSecret(ref), hostname: 'gh-test-host' };
-const results: SendResult[] = [];
-const open: Array<{ close(): Promise<void> }> = [];
+const { ctx, results, open, track, closeAll } = sinkKit();
 
 const settings = (url: string, extra: Partial<WebhookSettings> = {}): WebhookSettings => ({
   name: 'hook',
@@ -34,19 +32,11 @@ async function sink(s: WebhookSettings): Promise<Sink> {
   return created;
 }
 
-const track = async (p: Promise<SendResult>): Promise<SendResult> => {
-  const r = await p;
-  results.push(r);
-  return r;
-};
-
 beforeAll(() => {
   process.env['TEST_WEBHOOK_SECRET'] = SECRET;
 });
 
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-});
+afterEach(closeAll);
 
 describe('webhook sink', () => {
   it('signature is hex HMAC-SHA256(secret, timestamp + "." + body)', () => {
