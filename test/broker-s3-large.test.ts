@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { patternStream } from '../broker/file-test-kit.js';
 import { startCephRgw, type CephRgw } from './peers/ceph-rgw.js';
 import { startGatehouse, type GatehouseProcess } from './support/gatehouse-process.js';
 import { cleanEnv } from './support/run.js';
+import { filesUnder } from './support/files-under.js';
 
 /**
  * The credential broker's S3 store as an operator runs it: the built CLI (`gatehouse up`) with an S3 store on a
@@ -123,15 +124,6 @@ function brokerCall(method: string, path: string, token: string, options: { body
     if (options.body) options.body.pipe(req);
     else req.end();
   });
-}
-
-async function filesUnder(d: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(d, { withFileTypes: true })) {
-    if (e.isDirectory()) out.push(...(await filesUnder(join(d, e.name))));
-    else if (e.isFile()) out.push(join(d, e.name));
-  }
-  return out;
 }
 
 beforeAll(async () => {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatehouse, type GatehouseProcess } from './support/gatehouse-process.js';
 import { echo, json, makeTestPki, startRecordingOrigin, type RecordingOrigin } from './support/recording-origin.js';
 import { cleanEnv, run } from './support/run.js';
+import { filesUnder } from './support/files-under.js';
 
 /**
  * The broker's upstream forwarding as an operator runs it: the built CLI (`gatehouse up`) with a policy that has
@@ -30,15 +31,6 @@ const curl = async (path: string, extra: string[] = []): Promise<{ status: numbe
   clientSaw.push(r.stdout, r.stderr);
   return { status: Number(/^HTTP\/[\d.]+ (\d{3})/.exec(r.stdout)?.[1] ?? 0), out: r.stdout };
 };
-
-async function filesUnder(d: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(d, { withFileTypes: true })) {
-    if (e.isDirectory()) out.push(...(await filesUnder(join(d, e.name))));
-    else if (e.isFile()) out.push(join(d, e.name));
-  }
-  return out;
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-e2e-upstream-'));

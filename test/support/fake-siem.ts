@@ -95,10 +95,25 @@ export function splitConcatenatedJson(text: string): unknown[] {
   return out;
 }
 
+/** What every fake receiver offers a test: its URL, what it received, and a way to stop it. */
+abstract class FakeReceiver {
+  protected constructor(protected readonly server: Listening) {}
+
+  get url(): string {
+    return this.server.url;
+  }
+  get requests(): readonly Received[] {
+    return this.server.requests;
+  }
+  close(): Promise<void> {
+    return this.server.close();
+  }
+}
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A Splunk HEC receiver. Knobs are plain fields a test sets before sending. */
-export class FakeHec {
+export class FakeHec extends FakeReceiver {
   /** Events as indexed: the parsed envelopes, in arrival order. */
   readonly events: Record<string, unknown>[] = [];
   /** Channel of every accepted event request. */
@@ -118,23 +133,19 @@ export class FakeHec {
   private ackWaiters: Array<() => void> = [];
   private nextAckId = 0;
   private readonly pending = new Map<number, number>();
-  private constructor(private readonly server: Listening, private readonly token: string, private readonly ack: boolean) {}
+  private constructor(
+    server: Listening,
+    private readonly token: string,
+    private readonly ack: boolean,
+  ) {
+    super(server);
+  }
 
   static async start(options: { token: string; ack?: boolean; tls?: TlsFiles }): Promise<FakeHec> {
     const box: { hec?: FakeHec } = {};
     const server = await listen((req, res) => box.hec?.handle(req, res), options.tls);
     box.hec = new FakeHec(server, options.token, options.ack ?? true);
     return box.hec;
-  }
-
-  get url(): string {
-    return this.server.url;
-  }
-  get requests(): readonly Received[] {
-    return this.server.requests;
-  }
-  close(): Promise<void> {
-    return this.server.close();
   }
 
   private handle(req: Received, res: ServerResponse): void {
@@ -208,7 +219,7 @@ export interface StoredDoc {
 }
 
 /** An Elasticsearch bulk receiver. */
-export class FakeElasticsearch {
+export class FakeElasticsearch extends FakeReceiver {
   /** Documents by `<index>/<_id>`. */
   readonly docs = new Map<string, StoredDoc>();
   /** Answer this many bulk requests with 503, with `retryAfter` if set. */
@@ -216,23 +227,18 @@ export class FakeElasticsearch {
   retryAfter: string | undefined;
   /** Fail chosen _ids: `rejected` (429 es_rejected_execution_exception) `times` times, `mapping` (400) always. */
   readonly failIds = new Map<string, { kind: 'rejected' | 'mapping'; times: number }>();
-  private constructor(private readonly server: Listening, private readonly auth: string) {}
+  private constructor(
+    server: Listening,
+    private readonly auth: string,
+  ) {
+    super(server);
+  }
 
   static async start(options: { auth: string; tls?: TlsFiles }): Promise<FakeElasticsearch> {
     const box: { es?: FakeElasticsearch } = {};
     const server = await listen((req, res) => box.es?.handle(req, res), options.tls);
     box.es = new FakeElasticsearch(server, options.auth);
     return box.es;
-  }
-
-  get url(): string {
-    return this.server.url;
-  }
-  get requests(): readonly Received[] {
-    return this.server.requests;
-  }
-  close(): Promise<void> {
-    return this.server.close();
   }
 
   private handle(req: Received, res: ServerResponse): void {
@@ -286,7 +292,7 @@ export interface WebhookDelivery {
 }
 
 /** A webhook receiver that verifies the HMAC signature with the shared secret (its own code, not the sink's). */
-export class FakeWebhook {
+export class FakeWebhook extends FakeReceiver {
   readonly deliveries: WebhookDelivery[] = [];
   badSignatures = 0;
   /** Answer this many requests with 500, with `retryAfter` if set. */
@@ -294,7 +300,12 @@ export class FakeWebhook {
   retryAfter: string | undefined;
   /** Answer 400 (refuse every batch for good). */
   refuse = false;
-  private constructor(private readonly server: Listening, private readonly secret: string) {}
+  private constructor(
+    server: Listening,
+    private readonly secret: string,
+  ) {
+    super(server);
+  }
 
   static async start(options: { secret: string; tls?: TlsFiles }): Promise<FakeWebhook> {
     const box: { hook?: FakeWebhook } = {};
@@ -303,14 +314,8 @@ export class FakeWebhook {
     return box.hook;
   }
 
-  get url(): string {
+  override get url(): string {
     return `${this.server.url}/hooks/audit`;
-  }
-  get requests(): readonly Received[] {
-    return this.server.requests;
-  }
-  close(): Promise<void> {
-    return this.server.close();
   }
 
   private handle(req: Received, res: ServerResponse): void {
