@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { silentLogger } from '../../core/log/logger.js';
 import { createMetricsRegistry } from '../../core/metrics/registry.js';
 import { PolicyStore } from '../../core/policy/index.js';
 import { DEFAULT_ISSUER, issueBrokerToken, Keystore, RevocationList, type MountMode } from '../../core/tokens/index.js';
+import { recordingAuditWriter } from './recording-audit.js';
 
 export interface BrokerHarness {
   readonly dir: string;
@@ -42,20 +42,8 @@ export async function startBrokerHarness(policyText: string): Promise<BrokerHarn
   const revocations = await RevocationList.open(dir);
   const audit = await AuditLog.open({ dir: join(dir, 'audit'), flushIntervalMs: 10, validate: validateEvent });
   const registry = createMetricsRegistry({ processMetrics: false });
-  const appended = new EventEmitter<{ event: [Record<string, unknown>] }>();
-  const written: Record<string, unknown>[] = [];
-  const writer = {
-    append(source: 'broker', event: Record<string, unknown>): void {
-      audit.append(source, event);
-      written.push(event);
-      appended.emit('event', event);
-    },
-    async appendDurable(source: 'broker', event: Record<string, unknown>): Promise<void> {
-      await audit.appendDurable(source, event);
-      written.push(event);
-      appended.emit('event', event);
-    },
-  };
+  const recorded = recordingAuditWriter<'broker'>(audit);
+  const writer = recorded.writer;
   const broker = createBroker({ policy: store, keys, revocations, audit: writer, logger: silentLogger(), registry, stateDir: dir, issuer: DEFAULT_ISSUER });
   revocations.on('revoked', (session) => broker.cutSession(session));
   const address = await broker.listen({ host: '127.0.0.1', port: 0 });
@@ -70,24 +58,8 @@ export async function startBrokerHarness(policyText: string): Promise<BrokerHarn
     store,
     audit,
     registry,
-    events: written,
-    waitForEvent(match, timeoutMs = 5000) {
-      const hit = written.find(match);
-      if (hit) return Promise.resolve(hit);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          appended.off('event', listener);
-          reject(new Error(`no matching broker audit event within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const listener = (event: Record<string, unknown>): void => {
-          if (!match(event)) return;
-          clearTimeout(timer);
-          appended.off('event', listener);
-          resolve(event);
-        };
-        appended.on('event', listener);
-      });
-    },
+    events: recorded.events,
+    waitForEvent: recorded.waitForEvent,
     async token(o) {
       const issued = await issueBrokerToken(
         { policy: store.current, keys, isRevoked: (s) => revocations.isRevoked(s), issuer: DEFAULT_ISSUER },

@@ -10,7 +10,7 @@ import { checkGrant, PolicyStore } from '../../core/policy/index.js';
 import { AUDIENCE, DEFAULT_ISSUER, issueSessionToken, Keystore, RevocationList } from '../../core/tokens/index.js';
 import { createEgressProxy, type EgressProxy } from '../../egress/index.js';
 import type { Registry } from 'prom-client';
-import { EventEmitter } from 'node:events';
+import { recordingAuditWriter } from './recording-audit.js';
 
 export interface EgressHarness {
   readonly dir: string;
@@ -47,20 +47,8 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
   const audit = await AuditLog.open({ dir: join(dir, 'audit'), flushIntervalMs: 10, validate: validateEvent });
   const netguard = createNetguard({ resolver: createStaticResolver(new Map(Object.entries(hosts))) });
   const registry = createMetricsRegistry({ processMetrics: false });
-  const appended = new EventEmitter<{ event: [Record<string, unknown>] }>();
-  const written: Record<string, unknown>[] = [];
-  const writer = {
-    append(source: 'egress', event: Record<string, unknown>): void {
-      audit.append(source, event);
-      written.push(event);
-      appended.emit('event', event);
-    },
-    async appendDurable(source: 'egress', event: Record<string, unknown>): Promise<void> {
-      await audit.appendDurable(source, event);
-      written.push(event);
-      appended.emit('event', event);
-    },
-  };
+  const recorded = recordingAuditWriter<'egress'>(audit);
+  const writer = recorded.writer;
   const proxy = createEgressProxy({
     host: '127.0.0.1',
     port: 0,
@@ -86,23 +74,7 @@ export async function startEgressHarness(policyText: string, hosts: Record<strin
     audit,
     netguard,
     registry,
-    waitForEvent(match, timeoutMs = 5000) {
-      const already = written.find(match);
-      if (already) return Promise.resolve(already);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          appended.off('event', listener);
-          reject(new Error(`no matching audit event within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const listener = (event: Record<string, unknown>): void => {
-          if (!match(event)) return;
-          clearTimeout(timer);
-          appended.off('event', listener);
-          resolve(event);
-        };
-        appended.on('event', listener);
-      });
-    },
+    waitForEvent: recorded.waitForEvent,
     async token(grants, options = {}) {
       const tenant = options.tenant ?? 'acme';
       const { egress } = checkGrant(store.current, tenant, grants);
