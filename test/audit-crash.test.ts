@@ -11,6 +11,7 @@ import { startOrigin, type Origin } from './support/origin.js';
 import { proxyGet } from './support/proxy-get.js';
 import { cleanEnv, run } from './support/run.js';
 import { waitUntil } from './support/wait.js';
+import { ORIGIN_EGRESS } from './support/origin-policy.js';
 
 /**
  * What a crash can lose, per durability mode, shown by killing a real writer process with SIGKILL mid-stream
@@ -101,13 +102,7 @@ describe('gatehouse up killed with SIGKILL while proxying', () => {
   });
 
   const policy = (durability: string, flushMs: number): string => `version: 1
-egress:
-  unsafe_allow_private:
-    - {host: origin.test, cidr: 127.0.0.1/32}
-  resolver:
-    hosts:
-      origin.test: [127.0.0.1]
-  limits:
+${ORIGIN_EGRESS}  limits:
     per_session: {new_connections_per_second: 100000, burst: 100000}
 tenants:
   - name: acme

@@ -12,6 +12,7 @@ import { basic, connectRaw, readHead } from './support/raw-client.js';
 import { cleanEnv, run } from './support/run.js';
 import { esReceived, hecReceived, localRecords, scrape, sinkMetric, syslogReceived, totalLag, waitForDelivery, webhookReceived, type Received } from './support/sink-harness.js';
 import { waitUntil } from './support/wait.js';
+import { ORIGIN_EGRESS } from './support/origin-policy.js';
 
 /**
  * Audit shipping as a user runs it: the built CLI (`gatehouse up`), a policy whose audit section has all four
@@ -74,13 +75,7 @@ const sinksYaml = (extra = ''): string => `  sinks:
 ${extra}`;
 
 const policy = (extraSinks = ''): string => `version: 1
-egress:
-  unsafe_allow_private:
-    - {host: origin.test, cidr: 127.0.0.1/32}
-  resolver:
-    hosts:
-      origin.test: [127.0.0.1]
-tenants:
+${ORIGIN_EGRESS}tenants:
   - name: acme
     egress:
       allow: ["origin.test:*"]

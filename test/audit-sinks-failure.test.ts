@@ -25,6 +25,7 @@ import {
   type Received,
 } from './support/sink-harness.js';
 import { waitUntil } from './support/wait.js';
+import { ORIGIN_EGRESS } from './support/origin-policy.js';
 
 /**
  * Audit sinks that fail, with the built CLI running: receivers that hang (accept, never answer) or answer
@@ -143,13 +144,7 @@ beforeAll(async () => {
   await writeFile(
     policyFile,
     `version: 1
-egress:
-  unsafe_allow_private:
-    - {host: origin.test, cidr: 127.0.0.1/32, reason: the test origin}
-  resolver:
-    hosts:
-      origin.test: [127.0.0.1]
-tenants:
+${ORIGIN_EGRESS}tenants:
   - name: acme
     egress:
       allow: ["origin.test:*"]

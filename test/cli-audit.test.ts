@@ -7,6 +7,7 @@ import { CLI, startGatehouse, type GatehouseProcess } from './support/gatehouse-
 import { startOrigin, type Origin } from './support/origin.js';
 import { cleanEnv, run } from './support/run.js';
 import { waitUntil } from './support/wait.js';
+import { ORIGIN_EGRESS } from './support/origin-policy.js';
 
 /**
  * `gatehouse audit tail | query | sinks` as an operator runs them against a real `gatehouse up`: curl traffic
@@ -14,13 +15,7 @@ import { waitUntil } from './support/wait.js';
  */
 
 const POLICY = `version: 1
-egress:
-  unsafe_allow_private:
-    - {host: origin.test, cidr: 127.0.0.1/32}
-  resolver:
-    hosts:
-      origin.test: [127.0.0.1]
-tenants:
+${ORIGIN_EGRESS}tenants:
   - name: acme
     egress:
       allow: ["origin.test:*", "example.com"]

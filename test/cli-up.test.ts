@@ -6,6 +6,7 @@ import { startGatehouse, CLI, type GatehouseProcess } from './support/gatehouse-
 import { startOrigin, type Origin } from './support/origin.js';
 import { openTunnel, whenClosed } from './support/raw-client.js';
 import { cleanEnv, run } from './support/run.js';
+import { ORIGIN_EGRESS } from './support/origin-policy.js';
 
 /**
  * Gatehouse as a user runs it: the built CLI, a state directory, a policy file on disk, curl as the client.
@@ -13,13 +14,7 @@ import { cleanEnv, run } from './support/run.js';
  */
 
 const policy = (allowOrigin: boolean): string => `version: 1
-egress:
-  unsafe_allow_private:
-    - {host: origin.test, cidr: 127.0.0.1/32}
-  resolver:
-    hosts:
-      origin.test: [127.0.0.1]
-tenants:
+${ORIGIN_EGRESS}tenants:
   - name: acme
     egress:
       allow: [${allowOrigin ? '"origin.test:*", ' : ''}"example.com"]
